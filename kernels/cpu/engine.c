@@ -1,0 +1,446 @@
+/*
+ * engine.c: the CPU engine. Propagates a batch of events to completion on N
+ * threads with the shared physics (kernels/physics/propagate.h).
+ *
+ * Work is cut into chunks of CHUNK photons across all events; threads claim
+ * chunks with one atomic counter. A photon's history depends only on (seed,
+ * event id, photon id), never on which thread ran it, and results are put in
+ * a fixed order afterwards (end states by photon id, hits sorted by photon
+ * id, counters summed), so any thread count and any split of events into
+ * batches give the same bytes. A reemitted photon (C2K_SPAWN) goes on
+ * stepping on the same thread: with counter-based random numbers that is the
+ * same as queueing it, which is what the GPU runtime does.
+ *
+ * Ownership: the job and the per-thread hit lists live for one call; the
+ * result arrays are handed to the caller.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../geometry/geometry_int.h"
+#include "../physics/propagate.h"
+
+#define CHUNK 256u
+#define MAX_THREADS 1024u
+
+typedef struct eng_hit {
+    uint32_t event;
+    c2_hit hit;
+} eng_hit;
+
+typedef struct eng_counts {
+    uint64_t steps;
+    uint32_t nreemit, nmaxsteps, nnan;
+} eng_counts;
+
+/* One thread's output: its hits and per-event counters. */
+typedef struct eng_worker {
+    struct eng_job *job;
+    eng_hit *hits;
+    size_t nhits, cap;
+    eng_counts *counts; /* [nevents] */
+    int failed;
+} eng_worker;
+
+typedef struct eng_job {
+    c2k_geom view;
+    const c2_event *events;
+    uint32_t nevents;
+    uint64_t *chunk_base;   /* [nevents + 1]: first chunk of each event */
+    uint64_t **source_base; /* [nevents][nsources + 1]: first photon id of each source */
+    c2_photon **ends;       /* [nevents]: end states when asked for, else NULL */
+    atomic_uint_fast64_t next_chunk;
+} eng_job;
+
+static uint64_t eng_nphotons(const c2_event *ev, const uint64_t *source_base)
+{
+    return source_base[ev->nsources];
+}
+
+/* The largest i < n with base[i] <= x, base nondecreasing and base[0] <= x. */
+static uint32_t eng_find(const uint64_t *base, uint32_t n, uint64_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        uint32_t mid = (lo + hi) / 2;
+        if (base[mid] <= x) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+static int eng_add_hit(eng_worker *w, uint32_t e, const c2_photon *p)
+{
+    if (w->nhits == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 1024;
+        eng_hit *h = realloc(w->hits, cap * sizeof *h);
+        if (!h) {
+            return -1;
+        }
+        w->hits = h;
+        w->cap = cap;
+    }
+    eng_hit *h = &w->hits[w->nhits++];
+    h->event = e;
+    h->hit.photon_id = p->id;
+    h->hit.channel = p->channel;
+    h->hit.time = p->time;
+    h->hit.wavelength = p->wavelength;
+    memcpy(h->hit.pos, p->pos, sizeof h->hit.pos);
+    h->hit.flags = p->flags;
+    return 0;
+}
+
+static void eng_photon(eng_worker *w, uint32_t e, uint32_t id)
+{
+    eng_job *j = w->job;
+    const c2_event *ev = &j->events[e];
+    c2_photon p;
+    if (id < ev->nphotons) {
+        c2k_photon_start(&p, &ev->photons[id], e, id, ev->seed, ev->id);
+    } else {
+        uint32_t s = eng_find(j->source_base[e], ev->nsources, id);
+        const c2_source *src = &ev->sources[s];
+        const float *spectrum = src->spectrum >= 0 ? ev->spectra + (size_t)src->spectrum * j->view.nwl : NULL;
+        c2k_source_photon(&p, src, spectrum, &j->view, e, id, ev->seed, ev->id);
+    }
+    c2k_rng r = c2k_photon_rng(ev->seed, ev->id, &p);
+    uint32_t max_steps = ev->max_steps ? ev->max_steps : C2_DEFAULT_MAX_STEPS;
+    eng_counts *c = &w->counts[e];
+    c2k_status st;
+    while ((st = c2k_step(&j->view, &p, &r, max_steps)) != C2K_DONE) {
+        c->nreemit += st == C2K_SPAWN;
+    }
+    p.draws = r.draws;
+    c->steps += p.steps;
+    c->nmaxsteps += (p.flags & C2_MAX_STEPS) != 0;
+    c->nnan += (p.flags & C2_NAN_ABORT) != 0;
+    if (j->ends[e]) {
+        j->ends[e][id] = p;
+    }
+    if ((p.flags & C2_SURFACE_DETECT) && p.channel != C2_NO_CHANNEL && (ev->want & (C2_RETURN_HITS | C2_RETURN_CHANNELS))) {
+        if (eng_add_hit(w, e, &p)) {
+            w->failed = 1;
+        }
+    }
+}
+
+static void *eng_worker_main(void *arg)
+{
+    eng_worker *w = arg;
+    eng_job *j = w->job;
+    uint64_t nchunks = j->chunk_base[j->nevents];
+    for (;;) {
+        uint64_t c = atomic_fetch_add_explicit(&j->next_chunk, 1, memory_order_relaxed);
+        if (c >= nchunks || w->failed) {
+            break;
+        }
+        uint32_t e = eng_find(j->chunk_base, j->nevents, c); /* skips empty events */
+        uint64_t n = eng_nphotons(&j->events[e], j->source_base[e]);
+        uint64_t first = (c - j->chunk_base[e]) * CHUNK;
+        uint64_t last = first + CHUNK < n ? first + CHUNK : n;
+        for (uint64_t id = first; id < last; id++) {
+            eng_photon(w, e, (uint32_t)id);
+        }
+    }
+    return NULL;
+}
+
+/* ---- validation ---- */
+
+static int eng_unit(const float *v, float tol) { return fabsf(c2k_norm(c2k_load3(v)) - 1.0f) <= tol; }
+static int eng_finite(const float *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(v[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int c2_event_validate(const c2_geometry *g, const c2_event *ev, c2_error *err)
+{
+    if (!g || !g->built) {
+        return c2i_fail(err, C2_ESTATE, "geometry is not built");
+    }
+    const float wl_lo = g->wl_min, wl_hi = g->wl_min + g->wl_step * (float)(g->nwl - 1);
+    const float tol = 1e-3f;
+    if (ev->want & ~(uint32_t)(C2_RETURN_HITS | C2_RETURN_PHOTONS | C2_RETURN_CHANNELS)) {
+        return c2i_fail(err, C2_EINVAL, "want has unknown bits 0x%x", ev->want);
+    }
+    if ((ev->nphotons && !ev->photons) || (ev->nsources && !ev->sources) || (ev->nspectra && !ev->spectra)) {
+        return c2i_fail(err, C2_EINVAL, "photons, sources or spectra is NULL with a nonzero count");
+    }
+    for (uint32_t i = 0; i < ev->nphotons; i++) {
+        const c2_photon *p = &ev->photons[i];
+        if (!eng_finite(p->pos, 3) || !isfinite(p->time) || !isfinite(p->weight) || p->weight < 0.0f) {
+            return c2i_fail(err, C2_ERANGE, "photon %u: position, time and weight must be finite (weight >= 0)", i);
+        }
+        if (!eng_finite(p->dir, 3) || !eng_unit(p->dir, tol)) {
+            return c2i_fail(err, C2_ERANGE, "photon %u: direction (%g, %g, %g) is not a unit vector", i, p->dir[0],
+                            p->dir[1], p->dir[2]);
+        }
+        c2k_vec3 pol = c2k_load3(p->pol);
+        if (!eng_finite(p->pol, 3) ||
+            (c2k_dot(pol, pol) != 0.0f && (!eng_unit(p->pol, tol) || fabsf(c2k_dot(pol, c2k_load3(p->dir))) > tol))) {
+            return c2i_fail(err, C2_ERANGE, "photon %u: polarisation must be zero or a unit vector perpendicular to "
+                                            "the direction", i);
+        }
+        if (!(p->wavelength >= wl_lo && p->wavelength <= wl_hi)) {
+            return c2i_fail(err, C2_ERANGE, "photon %u: wavelength %g nm outside the geometry's grid [%g, %g]", i,
+                            p->wavelength, wl_lo, wl_hi);
+        }
+    }
+    for (uint32_t k = 0; k < ev->nspectra; k++) {
+        const float *cdf = ev->spectra + (size_t)k * g->nwl;
+        for (uint32_t i = 0; i < g->nwl; i++) {
+            if (!isfinite(cdf[i]) || cdf[i] < 0.0f || (i > 0 && cdf[i] < cdf[i - 1])) {
+                return c2i_fail(err, C2_EINVAL, "spectrum %u: value [%u] = %g breaks a nondecreasing CDF", k, i,
+                                cdf[i]);
+            }
+        }
+        if (fabsf(cdf[g->nwl - 1] - 1.0f) > 1e-4f) {
+            return c2i_fail(err, C2_EINVAL, "spectrum %u: CDF ends at %g, not 1", k, cdf[g->nwl - 1]);
+        }
+    }
+    uint64_t total = ev->nphotons;
+    for (uint32_t i = 0; i < ev->nsources; i++) {
+        const c2_source *s = &ev->sources[i];
+        if (!eng_finite(s->pos, 3) || !isfinite(s->time) || !isfinite(s->cos_half_angle) ||
+            s->cos_half_angle > 1.0f) {
+            return c2i_fail(err, C2_ERANGE, "source %u: position, time and cos_half_angle (<= 1) must be finite", i);
+        }
+        if (s->cos_half_angle > -1.0f && (!eng_finite(s->dir, 3) || !eng_unit(s->dir, tol))) {
+            return c2i_fail(err, C2_ERANGE, "source %u: cone axis (%g, %g, %g) is not a unit vector", i, s->dir[0],
+                            s->dir[1], s->dir[2]);
+        }
+        if (s->spectrum >= 0 ? (uint32_t)s->spectrum >= ev->nspectra
+                             : (s->spectrum != -1 || !(s->wavelength >= wl_lo && s->wavelength <= wl_hi))) {
+            return c2i_fail(err, C2_ERANGE,
+                            "source %u: needs a wavelength in [%g, %g] nm or a spectrum index below %u (got %g, %d)",
+                            i, wl_lo, wl_hi, ev->nspectra, s->wavelength, s->spectrum);
+        }
+        total += s->nphotons;
+    }
+    if (total > UINT32_MAX) {
+        return c2i_fail(err, C2_ELIMIT, "event has %llu photons (limit %u)", (unsigned long long)total, UINT32_MAX);
+    }
+    return 0;
+}
+
+/* ---- results ---- */
+
+void c2_event_result_free(c2_event_result *r)
+{
+    free(r->hits);
+    free(r->photons);
+    free(r->channels);
+    memset(r, 0, sizeof *r);
+}
+
+static int eng_cmp_hit(const void *a, const void *b)
+{
+    uint32_t x = ((const c2_hit *)a)->photon_id, y = ((const c2_hit *)b)->photon_id;
+    return x < y ? -1 : x > y;
+}
+
+static int eng_cmp_channel(const void *a, const void *b)
+{
+    const c2_hit *x = a, *y = b;
+    if (x->channel != y->channel) {
+        return x->channel < y->channel ? -1 : 1;
+    }
+    return x->photon_id < y->photon_id ? -1 : x->photon_id > y->photon_id;
+}
+
+/* Per-channel count, earliest time and charge from an event's hits. */
+static int eng_channels(c2_event_result *r, const c2_event *ev)
+{
+    if (r->nhits == 0) {
+        return 0;
+    }
+    c2_hit *tmp = malloc(r->nhits * sizeof *tmp);
+    r->channels = malloc(r->nhits * sizeof *r->channels);
+    if (!tmp || !r->channels) {
+        free(tmp);
+        return -1;
+    }
+    memcpy(tmp, r->hits, r->nhits * sizeof *tmp);
+    qsort(tmp, r->nhits, sizeof *tmp, eng_cmp_channel);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r->nhits; i++) {
+        float w = ev->photons && tmp[i].photon_id < ev->nphotons ? ev->photons[tmp[i].photon_id].weight : 1.0f;
+        if (n == 0 || r->channels[n - 1].channel != tmp[i].channel) {
+            r->channels[n++] = (c2_channel_summary){tmp[i].channel, 0, tmp[i].time, 0.0f};
+        }
+        c2_channel_summary *c = &r->channels[n - 1];
+        c->count++;
+        c->first_time = fminf(c->first_time, tmp[i].time);
+        c->charge += w;
+    }
+    free(tmp);
+    r->nchannels = n;
+    return 0;
+}
+
+/* Moves the workers' hits into per-event results, in photon-id order. */
+static int eng_collect(eng_job *j, eng_worker *w, uint32_t nw, c2_event_result *res)
+{
+    for (uint32_t k = 0; k < nw; k++) {
+        for (size_t i = 0; i < w[k].nhits; i++) {
+            res[w[k].hits[i].event].nhits++;
+        }
+    }
+    for (uint32_t e = 0; e < j->nevents; e++) {
+        if (res[e].nhits && !(res[e].hits = malloc(res[e].nhits * sizeof(c2_hit)))) {
+            return -1;
+        }
+        res[e].nhits = 0;
+    }
+    for (uint32_t k = 0; k < nw; k++) {
+        for (size_t i = 0; i < w[k].nhits; i++) {
+            c2_event_result *r = &res[w[k].hits[i].event];
+            r->hits[r->nhits++] = w[k].hits[i].hit;
+        }
+    }
+    for (uint32_t e = 0; e < j->nevents; e++) {
+        c2_event_result *r = &res[e];
+        const c2_event *ev = &j->events[e];
+        if (r->nhits > 1) { /* qsort(NULL, 0) is undefined */
+            qsort(r->hits, r->nhits, sizeof(c2_hit), eng_cmp_hit);
+        }
+        if ((ev->want & C2_RETURN_CHANNELS) && eng_channels(r, ev)) {
+            return -1;
+        }
+        if (!(ev->want & C2_RETURN_HITS)) {
+            free(r->hits);
+            r->hits = NULL;
+            r->nhits = 0;
+        }
+        r->photons = j->ends[e];
+        r->nphotons = r->photons ? (uint32_t)eng_nphotons(ev, j->source_base[e]) : 0;
+        j->ends[e] = NULL;
+        for (uint32_t k = 0; k < nw; k++) {
+            r->steps += w[k].counts[e].steps;
+            r->nreemit += w[k].counts[e].nreemit;
+            r->nmaxsteps += w[k].counts[e].nmaxsteps;
+            r->nnan += w[k].counts[e].nnan;
+        }
+    }
+    return 0;
+}
+
+static uint32_t eng_default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (uint32_t)n : 1;
+}
+
+int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents, c2_event_result *results,
+                  uint32_t nthreads, c2_error *err)
+{
+    if (!g || !g->built) {
+        return c2i_fail(err, C2_ESTATE, "geometry is not built");
+    }
+    if (nevents && (!events || !results)) {
+        return c2i_fail(err, C2_EINVAL, "events or results is NULL");
+    }
+    for (uint32_t e = 0; e < nevents; e++) {
+        int rc = c2_event_validate(g, &events[e], err);
+        if (rc) {
+            if (err) { /* name the event in front of the message */
+                char msg[sizeof err->msg];
+                memcpy(msg, err->msg, sizeof msg);
+                snprintf(err->msg, sizeof err->msg, "event %u (id %llu): %.200s", e, (unsigned long long)events[e].id,
+                         msg);
+            }
+            return rc;
+        }
+    }
+    nthreads = nthreads ? nthreads : eng_default_threads();
+    nthreads = nthreads > MAX_THREADS ? MAX_THREADS : nthreads;
+
+    eng_job j;
+    memset(&j, 0, sizeof j);
+    j.view = c2i_geometry_view(g);
+    j.events = events;
+    j.nevents = nevents;
+    atomic_init(&j.next_chunk, 0);
+    eng_worker *w = calloc(nthreads, sizeof *w);
+    pthread_t *tid = calloc(nthreads, sizeof *tid);
+    j.chunk_base = calloc((size_t)nevents + 1, sizeof *j.chunk_base);
+    j.source_base = calloc(nevents ? nevents : 1, sizeof *j.source_base);
+    j.ends = calloc(nevents ? nevents : 1, sizeof *j.ends);
+    int rc = (!w || !tid || !j.chunk_base || !j.source_base || !j.ends) ? C2_ENOMEM : 0;
+    for (uint32_t e = 0; e < nevents && !rc; e++) {
+        const c2_event *ev = &events[e];
+        uint64_t *sb = j.source_base[e] = malloc(((size_t)ev->nsources + 1) * sizeof *sb);
+        if (!sb) {
+            rc = C2_ENOMEM;
+            break;
+        }
+        sb[0] = ev->nphotons;
+        for (uint32_t s = 0; s < ev->nsources; s++) {
+            sb[s + 1] = sb[s] + ev->sources[s].nphotons;
+        }
+        uint64_t n = sb[ev->nsources];
+        j.chunk_base[e + 1] = j.chunk_base[e] + (n + CHUNK - 1) / CHUNK;
+        if ((ev->want & C2_RETURN_PHOTONS) && n && !(j.ends[e] = malloc(n * sizeof(c2_photon)))) {
+            rc = C2_ENOMEM;
+        }
+    }
+    uint32_t started = 0;
+    for (uint32_t k = 0; k < nthreads && !rc; k++) {
+        w[k].job = &j;
+        if (!(w[k].counts = calloc(nevents ? nevents : 1, sizeof *w[k].counts))) {
+            rc = C2_ENOMEM;
+        }
+    }
+    /* the calling thread is worker 0 */
+    for (uint32_t k = 1; k < nthreads && !rc; k++, started++) {
+        if (pthread_create(&tid[k], NULL, eng_worker_main, &w[k])) {
+            break; /* fewer threads: same results, just slower */
+        }
+    }
+    if (!rc) {
+        eng_worker_main(&w[0]);
+    }
+    for (uint32_t k = 1; k <= started; k++) {
+        pthread_join(tid[k], NULL);
+    }
+    for (uint32_t k = 0; k < nthreads && !rc; k++) {
+        rc = w[k].failed ? C2_ENOMEM : 0;
+    }
+    if (!rc) {
+        memset(results, 0, nevents * sizeof *results);
+        if (eng_collect(&j, w, nthreads, results)) {
+            for (uint32_t e = 0; e < nevents; e++) {
+                c2_event_result_free(&results[e]);
+            }
+            rc = C2_ENOMEM;
+        }
+    }
+    for (uint32_t k = 0; w && k < nthreads; k++) {
+        free(w[k].hits);
+        free(w[k].counts);
+    }
+    for (uint32_t e = 0; e < nevents && j.source_base && j.ends; e++) {
+        free(j.source_base[e]);
+        free(j.ends[e]);
+    }
+    free(w);
+    free(tid);
+    free(j.chunk_base);
+    free(j.source_base);
+    free(j.ends);
+    return rc ? c2i_fail(err, rc, "engine: out of memory") : 0;
+}

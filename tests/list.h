@@ -1,0 +1,27 @@
+/* list.h: every C test, in the order the runner runs them. */
+#define C2T_LIST(X)                    \
+    X(rng_philox_known_answers)        \
+    X(rng_uniform_and_streams)         \
+    X(interact_fresnel_normal)         \
+    X(interact_fresnel_oblique)        \
+    X(interact_total_internal_reflection) \
+    X(interact_rayleigh_angular)       \
+    X(interact_rayleigh_polarisation)  \
+    X(interact_diffuse_lambert)        \
+    X(interact_sample_cdf)             \
+    X(geometry_ray_mesh_vs_brute_force) \
+    X(geometry_watertight)             \
+    X(geometry_bvh_invariants)         \
+    X(geometry_rejects_bad_input)      \
+    X(geometry_default_detector)       \
+    X(transport_attenuation)           \
+    X(transport_time_of_flight)        \
+    X(transport_detection_efficiency)  \
+    X(transport_reemission_spectrum)   \
+    X(transport_max_steps_guard)       \
+    X(transport_nan_guard)             \
+    X(transport_sources)               \
+    X(transport_detector_pmt_hits)     \
+    X(engine_threads_identical)        \
+    X(engine_batches_identical)        \
+    X(engine_rejects_bad_events)

@@ -1,0 +1,194 @@
+/* test_engine.c: the CPU engine's promises: the same bytes for any thread
+ * count and any split of events into batches, and clear errors for bad
+ * events. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "util.h"
+
+/* A smaller detector with strong scattering, so histories branch a lot. */
+static c2_geometry *scattering_detector(void)
+{
+    c2_detector_params p;
+    c2_detector_params_default(&p);
+    p.npmts = 600;
+    p.shell_subdivisions = 3;
+    p.scattering_length = 4000.0f;
+    c2_error err = {0};
+    c2_geometry *g = c2_detector_build(&p, NULL, &err);
+    CHECK(g, "%s", err.msg);
+    return g;
+}
+
+/* Three events mixing explicit photons and sources. */
+typedef struct fixture {
+    c2_photon *ph;
+    c2_source src[4];
+    c2_event ev[3];
+} fixture;
+
+static void fixture_make(fixture *f)
+{
+    const float pos[3] = {100, -200, 300}, dir[3] = {0, 0.6f, -0.8f};
+    f->ph = c2t_beam(3000, pos, dir, 450.0f);
+    for (int i = 0; i < 3000; i += 3) {
+        f->ph[i].pol[0] = 1.0f; /* some fixed polarisations, the rest random */
+    }
+    const c2_source src[4] = {{{0, 0, 0}, 1.0f, {0, 0, 1}, -1.0f, 400.0f, -1, 5000, 0},
+                              {{3000, 0, 0}, 2.0f, {1, 0, 0}, 0.5f, 380.0f, -1, 4000, 0},
+                              {{0, 0, 0}, 0.0f, {0, 0, 1}, -1.0f, 420.0f, -1, 0, 0},
+                              {{-2000, 1000, 0}, 0.0f, {0, 0, 1}, -1.0f, 500.0f, -1, 3000, 0}};
+    memcpy(f->src, src, sizeof src);
+    const uint32_t all = C2_RETURN_HITS | C2_RETURN_PHOTONS | C2_RETURN_CHANNELS;
+    f->ev[0] = c2t_event(1001, 7, f->ph, 3000, f->src, 2, all);
+    f->ev[1] = c2t_event(1002, 7, NULL, 0, f->src + 2, 2, all);
+    f->ev[2] = c2t_event(1003, 8, f->ph, 1000, f->src, 4, C2_RETURN_HITS);
+}
+
+static void same_result(const c2_event_result *a, const c2_event_result *b, const char *what)
+{
+    CHECK(a->nhits == b->nhits && a->nphotons == b->nphotons && a->nchannels == b->nchannels, "%s: counts differ",
+          what);
+    CHECK(!a->nhits || memcmp(a->hits, b->hits, a->nhits * sizeof(c2_hit)) == 0, "%s: hits differ", what);
+    CHECK(!a->nphotons || memcmp(a->photons, b->photons, a->nphotons * sizeof(c2_photon)) == 0,
+          "%s: end states differ", what);
+    CHECK(!a->nchannels || memcmp(a->channels, b->channels, a->nchannels * sizeof(c2_channel_summary)) == 0,
+          "%s: channel summaries differ", what);
+    CHECK(a->steps == b->steps && a->nreemit == b->nreemit && a->nmaxsteps == b->nmaxsteps, "%s: counters differ",
+          what);
+}
+
+TEST(engine_threads_identical)
+{
+    c2_geometry *g = scattering_detector();
+    fixture f;
+    fixture_make(&f);
+    c2_event_result ref[3], other[3];
+    c2_error err = {0};
+    CHECK(c2_engine_run(g, f.ev, 3, ref, 1, &err) == 0, "%s", err.msg);
+    uint32_t scattered = 0;
+    for (uint32_t i = 0; i < ref[0].nphotons; i++) {
+        scattered += (ref[0].photons[i].flags & C2_RAYLEIGH_SCATTER) != 0;
+    }
+    printf("  1 thread: %u, %u, %u hits; %u of %u photons of event 0 scattered; %llu steps\n", ref[0].nhits,
+           ref[1].nhits, ref[2].nhits, scattered, ref[0].nphotons, (unsigned long long)ref[0].steps);
+    CHECK(ref[0].nhits > 100 && scattered > 1000, "too few hits or scatters for the test to mean much");
+    const uint32_t threads[3] = {2, 3, 8};
+    for (int t = 0; t < 3; t++) {
+        CHECK(c2_engine_run(g, f.ev, 3, other, threads[t], &err) == 0, "%s", err.msg);
+        for (int e = 0; e < 3; e++) {
+            char what[64];
+            snprintf(what, sizeof what, "event %d on %u threads", e, threads[t]);
+            same_result(&ref[e], &other[e], what);
+            c2_event_result_free(&other[e]);
+        }
+        printf("  %u threads: identical\n", threads[t]);
+    }
+    for (int e = 0; e < 3; e++) {
+        c2_event_result_free(&ref[e]);
+    }
+    free(f.ph);
+    c2_geometry_free(g);
+}
+
+TEST(engine_batches_identical)
+{
+    c2_geometry *g = scattering_detector();
+    fixture f;
+    fixture_make(&f);
+    c2_event_result all[3], one;
+    c2_error err = {0};
+    CHECK(c2_engine_run(g, f.ev, 3, all, 2, &err) == 0, "%s", err.msg);
+    /* each event alone, in reverse order, must match the batch; the
+     * photon's event field is its index in the batch, so set it back */
+    for (int e = 2; e >= 0; e--) {
+        CHECK(c2_engine_run(g, &f.ev[e], 1, &one, 2, &err) == 0, "%s", err.msg);
+        for (uint32_t i = 0; i < one.nphotons; i++) {
+            one.photons[i].event = (uint32_t)e;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "event %d alone", e);
+        same_result(&all[e], &one, what);
+        c2_event_result_free(&one);
+    }
+    printf("  3 events in one batch = each in its own batch\n");
+    /* an event that differs only in id gives a different history */
+    c2_event moved = f.ev[1];
+    moved.id++;
+    CHECK(c2_engine_run(g, &moved, 1, &one, 2, &err) == 0, "%s", err.msg);
+    CHECK(one.nphotons == all[1].nphotons && memcmp(one.photons, all[1].photons, one.nphotons * sizeof(c2_photon)),
+          "changing the event id did not change the random numbers");
+    c2_event_result_free(&one);
+    for (int e = 0; e < 3; e++) {
+        c2_event_result_free(&all[e]);
+    }
+    free(f.ph);
+    c2_geometry_free(g);
+}
+
+static void expect_rejected(const c2_geometry *g, const c2_event *ev, const char *needle)
+{
+    c2_error err = {0};
+    c2_event_result r;
+    memset(&r, 0xab, sizeof r);
+    int rc = c2_engine_run(g, ev, 1, &r, 1, &err);
+    printf("  %-24s -> %s: %s\n", needle, c2_errname(rc), err.msg);
+    CHECK(rc < 0 && strstr(err.msg, needle) && strstr(err.msg, "event 0 (id 9)"), "bad event not rejected clearly");
+}
+
+TEST(engine_rejects_bad_events)
+{
+    c2_geometry *g = c2t_geometry();
+    uint32_t m = c2t_material(g, 1.0f, 1e3f, 1e3f);
+    c2t_box(g, 10.0f, m, m, C2_NO_SURFACE, C2_NO_CHANNEL);
+    c2t_build(g);
+    const float pos[3] = {0, 0, 0}, dir[3] = {0, 0, 1};
+    c2_photon *ph = c2t_beam(4, pos, dir, 400.0f);
+    c2_event ev = c2t_event(9, 1, ph, 4, NULL, 0, C2_RETURN_HITS);
+
+    ph[2].pos[1] = NAN;
+    expect_rejected(g, &ev, "photon 2: position");
+    ph[2].pos[1] = 0;
+    ph[3].dir[2] = 2.0f;
+    expect_rejected(g, &ev, "photon 3: direction");
+    ph[3].dir[2] = 1.0f;
+    ph[1].pol[2] = 1.0f;
+    expect_rejected(g, &ev, "photon 1: polarisation");
+    ph[1].pol[2] = 0.0f;
+    ph[0].wavelength = 1000.0f;
+    expect_rejected(g, &ev, "photon 0: wavelength 1000");
+    ph[0].wavelength = 400.0f;
+    ev.want = 0x100;
+    expect_rejected(g, &ev, "unknown bits");
+    ev.want = C2_RETURN_HITS;
+
+    c2_source src[2] = {{{0, 0, 0}, 0, {0, 0, 1}, -1.0f, 400.0f, 2, 10, 0},
+                        {{0, 0, 0}, 0, {0, 0, 1}, -1.0f, 400.0f, -1, UINT32_MAX, 0}};
+    ev.sources = src;
+    ev.nsources = 1;
+    expect_rejected(g, &ev, "spectrum index below 0");
+    src[0].spectrum = -1;
+    src[0].cos_half_angle = 0.5f;
+    src[0].dir[2] = 0.0f;
+    expect_rejected(g, &ev, "source 0: cone axis");
+    src[0].dir[2] = 1.0f;
+    ev.nsources = 2;
+    expect_rejected(g, &ev, "photons (limit");
+    ev.nsources = 1;
+    float cdf[C2T_NWL] = {0};
+    cdf[5] = 0.5f;
+    ev.spectra = cdf;
+    ev.nspectra = 1;
+    expect_rejected(g, &ev, "spectrum 0: value [6]");
+    ev.spectra = NULL;
+    expect_rejected(g, &ev, "NULL with a nonzero count");
+    ev.nspectra = 0;
+
+    c2_event_result r;
+    c2_error err = {0};
+    CHECK(c2_engine_run(g, &ev, 1, &r, 1, &err) == 0, "the repaired event fails: %s", err.msg);
+    c2_event_result_free(&r);
+    free(ph);
+    c2_geometry_free(g);
+}
