@@ -4,7 +4,9 @@
 #   make            libraries, test runner, benchmarks
 #   make test       every test (plain and sanitizer builds), ends in a summary
 #   make bench-cpu  the CPU engine benchmark table
+#   make bench-gpu  the GPU benchmark table (on a machine with a GPU)
 #   make CUDA=0     no CUDA parts
+#   make test-gpu   the CUDA tests alone (on a machine with a GPU)
 
 CC      ?= gcc
 NVCC    ?= nvcc
@@ -19,21 +21,29 @@ ifeq ($(origin CUDA),undefined)
 CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
 endif
 CUDA_ARCH ?= sm_90
+NVCCFLAGS ?= -O3 -lineinfo
+NVCCFLAGS += -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall -MMD -MP
 
-ENGINE_SRC := kernels/geometry/geometry.c kernels/geometry/bvh.c kernels/geometry/mesh.c \
+ENGINE_SRC := kernels/errors.c kernels/geometry/geometry.c kernels/geometry/bvh.c kernels/geometry/mesh.c \
               kernels/geometry/detector.c kernels/cpu/engine.c
 TEST_SRC   := tests/runner.c tests/test_rng.c tests/test_interact.c tests/test_geometry.c \
               tests/test_transport.c tests/test_engine.c tests/util.c
 
+CUDA_SRC   := kernels/cuda/loop.cu
+
 ENGINE_LIB := $(BUILD)/lib/libchroma2-engine.a
 TEST_BIN   := $(BUILD)/bin/c2-tests
 BENCH_BIN  := $(BUILD)/bin/bench-cpu
+CUDA_LIB   := $(BUILD)/lib/libchroma2-cuda.a
+CUDA_TESTS := $(BUILD)/bin/c2-tests-cuda
+BENCH_GPU  := $(BUILD)/bin/bench-gpu
+CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all test test-plain test-san bench-cpu clean
-all: $(ENGINE_LIB) $(TEST_BIN) $(BENCH_BIN)
-	@echo "built: $(ENGINE_LIB) $(TEST_BIN) $(BENCH_BIN) (CUDA parts: $(if $(filter 1,$(CUDA)),on, off))"
+.PHONY: all test test-gpu bench-cpu bench-gpu clean
+all: $(ENGINE_LIB) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)
+	@echo "built: $(ENGINE_LIB) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -51,20 +61,45 @@ $(BENCH_BIN): $(call obj,tools/bench_cpu.c tests/util.c) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# CUDA parts: the kernels with nvcc; the CUDA test runner is runner.c again
+# with the CUDA test list, linked by nvcc (static CUDA runtime).
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tests/runner-cuda.o: tests/runner.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DC2T_CUDA -c $< -o $@
+
+$(CUDA_LIB): $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(CUDA_TESTS): $(BUILD)/obj/tests/runner-cuda.o $(call obj,tests/test_cuda.c tests/util.c) $(CUDA_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(NVCC) -arch=$(CUDA_ARCH) -o $@ $^ -lm -Xcompiler -pthread
+
 # The sanitizer build is a second tree with its own flags; the runner's
 # summary line of each build is folded into one by tests/run.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-test-plain: $(TEST_BIN)
-	$(TEST_BIN)
 
-test-san:
-	$(MAKE) --no-print-directory BUILD=$(BUILD)/san CFLAGS="$(SAN_FLAGS)" CUDA=0 $(BUILD)/san/bin/c2-tests
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/san/bin/c2-tests
-
-test: $(TEST_BIN)
+# make test: dependencies first, then every suite; CUDA tests skip, saying
+# why, where there is no GPU.
+test:
 	@tools/ensure-deps test
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san CFLAGS="$(SAN_FLAGS)" CUDA=0 $(BUILD)/san/bin/c2-tests
-	@tests/run "plain:$(TEST_BIN)" "asan+ubsan:$(BUILD)/san/bin/c2-tests"
+	@tests/run "plain:$(TEST_BIN)" "asan+ubsan:$(BUILD)/san/bin/c2-tests" $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
+
+test-gpu: $(CUDA_TESTS)
+	$(CUDA_TESTS)
+
+$(BENCH_GPU): $(call obj,tools/bench_gpu.c tests/util.c) $(CUDA_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(NVCC) -arch=$(CUDA_ARCH) -o $@ $^ -lm -Xcompiler -pthread
+
+bench-gpu: $(BENCH_GPU)
+	$(BENCH_GPU)
 
 bench-cpu: $(BENCH_BIN)
 	$(BENCH_BIN)

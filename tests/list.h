@@ -1,4 +1,5 @@
-/* list.h: every C test, in the order the runner runs them. */
+/* list.h: every C test, in the order the runner runs them. C2T_LIST_CUDA
+ * goes into the CUDA runner (c2-tests-cuda), built when nvcc is found. */
 #define C2T_LIST(X)                    \
     X(rng_philox_known_answers)        \
     X(rng_uniform_and_streams)         \
@@ -18,10 +19,17 @@
     X(transport_time_of_flight)        \
     X(transport_detection_efficiency)  \
     X(transport_reemission_spectrum)   \
+    X(transport_wls_surface)           \
     X(transport_max_steps_guard)       \
     X(transport_nan_guard)             \
     X(transport_sources)               \
     X(transport_detector_pmt_hits)     \
     X(engine_threads_identical)        \
     X(engine_batches_identical)        \
-    X(engine_rejects_bad_events)
+    X(engine_rejects_bad_events)      \
+    X(engine_flag_names)
+
+#define C2T_LIST_CUDA(X)               \
+    X(cuda_matches_cpu_detector)       \
+    X(cuda_matches_cpu_reemission)     \
+    X(cuda_rejects_bad_events)

@@ -3,6 +3,7 @@
  * time limit, and prints one line per test and the summary line
  * "tests: N passed, N failed, N skipped". Exit status 0 when none failed.
  *
+ * Built twice: c2-tests (C2T_LIST) and, with -DC2T_CUDA, c2-tests-cuda.
  * Usage: c2-tests [-t seconds] [name-substring ...]
  */
 #define _POSIX_C_SOURCE 200809L
@@ -16,9 +17,15 @@
 
 #include "check.h"
 
-#define C2T_DECLARE(name) TEST(name);
 #include "list.h"
-C2T_LIST(C2T_DECLARE)
+#ifdef C2T_CUDA
+#define C2T_TESTS C2T_LIST_CUDA
+#else
+#define C2T_TESTS C2T_LIST
+#endif
+
+#define C2T_DECLARE(name) TEST(name);
+C2T_TESTS(C2T_DECLARE)
 
 typedef struct runner_test {
     const char *name;
@@ -26,7 +33,7 @@ typedef struct runner_test {
 } runner_test;
 
 #define C2T_ENTRY(name) {#name, c2t_##name},
-static const runner_test runner_tests[] = {C2T_LIST(C2T_ENTRY)};
+static const runner_test runner_tests[] = {C2T_TESTS(C2T_ENTRY)};
 
 static double runner_now(void)
 {

@@ -7,45 +7,6 @@
 #include "check.h"
 #include "util.h"
 
-/* A smaller detector with strong scattering, so histories branch a lot. */
-static c2_geometry *scattering_detector(void)
-{
-    c2_detector_params p;
-    c2_detector_params_default(&p);
-    p.npmts = 600;
-    p.shell_subdivisions = 3;
-    p.scattering_length = 4000.0f;
-    c2_error err = {0};
-    c2_geometry *g = c2_detector_build(&p, NULL, &err);
-    CHECK(g, "%s", err.msg);
-    return g;
-}
-
-/* Three events mixing explicit photons and sources. */
-typedef struct fixture {
-    c2_photon *ph;
-    c2_source src[4];
-    c2_event ev[3];
-} fixture;
-
-static void fixture_make(fixture *f)
-{
-    const float pos[3] = {100, -200, 300}, dir[3] = {0, 0.6f, -0.8f};
-    f->ph = c2t_beam(3000, pos, dir, 450.0f);
-    for (int i = 0; i < 3000; i += 3) {
-        f->ph[i].pol[0] = 1.0f; /* some fixed polarisations, the rest random */
-    }
-    const c2_source src[4] = {{{0, 0, 0}, 1.0f, {0, 0, 1}, -1.0f, 400.0f, -1, 5000, 0},
-                              {{3000, 0, 0}, 2.0f, {1, 0, 0}, 0.5f, 380.0f, -1, 4000, 0},
-                              {{0, 0, 0}, 0.0f, {0, 0, 1}, -1.0f, 420.0f, -1, 0, 0},
-                              {{-2000, 1000, 0}, 0.0f, {0, 0, 1}, -1.0f, 500.0f, -1, 3000, 0}};
-    memcpy(f->src, src, sizeof src);
-    const uint32_t all = C2_RETURN_HITS | C2_RETURN_PHOTONS | C2_RETURN_CHANNELS;
-    f->ev[0] = c2t_event(1001, 7, f->ph, 3000, f->src, 2, all);
-    f->ev[1] = c2t_event(1002, 7, NULL, 0, f->src + 2, 2, all);
-    f->ev[2] = c2t_event(1003, 8, f->ph, 1000, f->src, 4, C2_RETURN_HITS);
-}
-
 static void same_result(const c2_event_result *a, const c2_event_result *b, const char *what)
 {
     CHECK(a->nhits == b->nhits && a->nphotons == b->nphotons && a->nchannels == b->nchannels, "%s: counts differ",
@@ -61,9 +22,9 @@ static void same_result(const c2_event_result *a, const c2_event_result *b, cons
 
 TEST(engine_threads_identical)
 {
-    c2_geometry *g = scattering_detector();
-    fixture f;
-    fixture_make(&f);
+    c2_geometry *g = c2t_scattering_detector();
+    c2t_fixture f;
+    c2t_fixture_make(&f);
     c2_event_result ref[3], other[3];
     c2_error err = {0};
     CHECK(c2_engine_run(g, f.ev, 3, ref, 1, &err) == 0, "%s", err.msg);
@@ -94,9 +55,9 @@ TEST(engine_threads_identical)
 
 TEST(engine_batches_identical)
 {
-    c2_geometry *g = scattering_detector();
-    fixture f;
-    fixture_make(&f);
+    c2_geometry *g = c2t_scattering_detector();
+    c2t_fixture f;
+    c2t_fixture_make(&f);
     c2_event_result all[3], one;
     c2_error err = {0};
     CHECK(c2_engine_run(g, f.ev, 3, all, 2, &err) == 0, "%s", err.msg);
@@ -191,4 +152,25 @@ TEST(engine_rejects_bad_events)
     c2_event_result_free(&r);
     free(ph);
     c2_geometry_free(g);
+}
+
+TEST(engine_flag_names)
+{
+    /* Chroma's bit values, which clients rely on, and their names */
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } chroma[] = {{0x1, "NO_HIT"}, {0x2, "BULK_ABSORB"}, {0x4, "SURFACE_DETECT"}, {0x8, "SURFACE_ABSORB"},
+                  {0x10, "RAYLEIGH_SCATTER"}, {0x20, "REFLECT_DIFFUSE"}, {0x40, "REFLECT_SPECULAR"},
+                  {0x80, "SURFACE_REEMIT"}, {0x100, "SURFACE_TRANSMIT"}, {0x200, "BULK_REEMIT"},
+                  {0x400, "CHERENKOV"}, {0x800, "SCINTILLATION"}, {0x80000000u, "NAN_ABORT"}};
+    for (size_t i = 0; i < sizeof chroma / sizeof chroma[0]; i++) {
+        const char *n = c2_flag_name(chroma[i].bit);
+        CHECK(n && strcmp(n, chroma[i].name) == 0, "bit 0x%x is %s, Chroma calls it %s", chroma[i].bit,
+              n ? n : "(none)", chroma[i].name);
+    }
+    CHECK(strcmp(c2_flag_name(C2_MAX_STEPS), "MAX_STEPS") == 0 && !c2_flag_name(0x3) && !c2_flag_name(0x1000),
+          "names of non-flags");
+    CHECK(strcmp(c2_errname(C2_EINVAL), "C2_EINVAL") == 0 && strcmp(c2_strerror(C2_ENOMEM), "out of memory") == 0,
+          "error names");
 }

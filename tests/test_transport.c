@@ -112,25 +112,9 @@ TEST(transport_reemission_spectrum)
 {
     /* reemits everything below 350 nm, nothing from 400 nm; reemitted
      * light (400..600 nm, triangular) is then absorbed for good */
-    c2_geometry *g = c2t_geometry();
-    float n[C2T_NWL], a[C2T_NWL], s[C2T_NWL], prob[C2T_NWL], cdf[C2T_NWL];
-    for (int i = 0; i < C2T_NWL; i++) {
-        float wl = C2T_WL_MIN + C2T_WL_STEP * i;
-        n[i] = 1.5f;
-        a[i] = 1.0f;
-        s[i] = 1e30f;
-        prob[i] = wl < 350.0f ? 1.0f : 0.0f;
-        float x = fminf(fmaxf((wl - 400.0f) / 200.0f, 0.0f), 1.0f); /* triangular density on [400, 600] */
-        cdf[i] = x < 0.5f ? 2 * x * x : 1 - 2 * (1 - x) * (1 - x);
-    }
     const float tau = 5.0f;
-    c2_material_desc md = {"scintillator", n, a, s, prob, cdf, tau};
-    c2_error err = {0};
-    uint32_t scint, black;
-    CHECK(c2_geometry_add_material(g, &md, &scint, &err) == 0, "%s", err.msg);
-    black = c2t_material(g, 1.0f, 1e-3f, 1e30f);
-    c2t_box(g, 1000.0f, scint, black, (int32_t)c2t_surface(g, 0, 1, 0, 0), 0);
-    c2t_build(g);
+    float cdf[C2T_NWL];
+    c2_geometry *g = c2t_scintillator_box(tau, cdf);
 
     enum { N = 200000 };
     c2_source src = {{0, 0, 0}, 0.0f, {0, 0, 1}, -2.0f, 300.0f, -1, N, 0};
@@ -164,6 +148,37 @@ TEST(transport_reemission_spectrum)
     /* two absorption lengths of flight are ~0.01 ns; the delay dominates */
     double mean = tsum / N, sd = sqrt(tsum2 / N - mean * mean);
     CHECK_SIGMA(mean, tau + 2.0 * 1.5 / C2K_SPEED_OF_LIGHT, sd / sqrt((double)N), 5, "mean reemission time (ns)");
+    c2_event_result_free(&r);
+    c2_geometry_free(g);
+}
+
+TEST(transport_wls_surface)
+{
+    /* the wall shifts half of the 300 nm light into 400..500 nm, emitted
+     * isotropically from the wall; the rest crosses it. Beyond the wall no
+     * triangle is left, so every photon ends leaving the world (NO_HIT). */
+    c2_geometry *g = c2t_wls_box();
+    enum { N = 200000 };
+    c2_source src = {{0, 0, 0}, 0.0f, {0, 0, 1}, -2.0f, 300.0f, -1, N, 0};
+    c2_event ev = c2t_event(8, 88, NULL, 0, &src, 1, C2_RETURN_PHOTONS);
+    c2_event_result r = c2t_run(g, &ev, 0);
+    uint32_t shifted = 0;
+    double wsum = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        const c2_photon *p = &r.photons[i];
+        CHECK(p->flags & C2_NO_HIT, "photon %u flags 0x%x", i, p->flags);
+        if (p->flags & C2_SURFACE_REEMIT) {
+            shifted++;
+            CHECK(p->wavelength >= 400.0f && p->wavelength <= 500.0f, "shifted to %g nm", p->wavelength);
+            wsum += p->wavelength;
+        } else {
+            CHECK(p->wavelength == 300.0f && (p->flags & C2_SURFACE_TRANSMIT), "photon %u: %g nm, flags 0x%x", i,
+                  p->wavelength, p->flags);
+        }
+    }
+    CHECK(r.nreemit == shifted, "%u reemissions counted, %u photons shifted", r.nreemit, shifted);
+    CHECK_SIGMA((double)shifted / N, 0.5, c2t_binomial_sigma(0.5, N), 5, "fraction shifted at the wall");
+    CHECK_SIGMA(wsum / shifted, 450.0, 100.0 / sqrt(12.0 * shifted), 5, "<shifted wavelength>");
     c2_event_result_free(&r);
     c2_geometry_free(g);
 }

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../kernels/physics/rng.h"
+#include "../tests/util.h"
 #include "chroma2/engine.h"
 
 static double bench_now(void)
@@ -57,25 +57,12 @@ int main(int argc, char **argv)
     printf("| default detector | value |\n|---|---|\n");
     printf("| triangles | %llu |\n| BVH nodes | %llu |\n| BVH depth / largest leaf | %u / %u |\n",
            (unsigned long long)st.triangles, (unsigned long long)st.nodes, st.depth, st.max_leaf);
+    printf("| BVH SAH cost (node visits + triangle tests per random ray) | %.1f |\n", st.sah_cost);
     printf("| flattened mesh + BVH | %.1f MB |\n| peak RSS growth while building | %.1f MB |\n",
            (double)st.bytes / 1e6, bench_maxrss_mb() - rss0);
     printf("| flatten + BVH build time | %.2f s |\n\n", st.seconds);
 
-    /* photons uniform in the ball of radius R/2, isotropic */
-    c2_photon *ph = calloc(n, sizeof *ph);
-    if (!ph) {
-        fprintf(stderr, "bench-cpu: out of memory for %u photons\n", n);
-        return 1;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        c2k_rng r = c2k_rng_init(2026, 0, i, 0);
-        float rad = 0.5f * p.radius * cbrtf(c2k_uniform(&r));
-        c2k_vec3 x = c2k_scale(c2k_uniform_sphere(&r), rad), d = c2k_uniform_sphere(&r);
-        c2k_store3(ph[i].pos, x);
-        c2k_store3(ph[i].dir, d);
-        ph[i].wavelength = 400.0f;
-        ph[i].weight = 1.0f;
-    }
+    c2_photon *ph = c2t_ball_photons(n, 0.5f * p.radius);
     c2_event ev;
     memset(&ev, 0, sizeof ev);
     ev.id = 1;

@@ -50,32 +50,14 @@ typedef struct eng_worker {
 typedef struct eng_job {
     c2k_geom view;
     const c2_event *events;
+    c2k_event *kev;       /* [nevents]: the events as the physics sees them */
     uint32_t nevents;
-    uint64_t *chunk_base;   /* [nevents + 1]: first chunk of each event */
-    uint64_t **source_base; /* [nevents][nsources + 1]: first photon id of each source */
-    c2_photon **ends;       /* [nevents]: end states when asked for, else NULL */
+    uint64_t *chunk_base; /* [nevents + 1]: first chunk of each event */
+    c2_photon **ends;     /* [nevents]: end states when asked for, else NULL */
     atomic_uint_fast64_t next_chunk;
 } eng_job;
 
-static uint64_t eng_nphotons(const c2_event *ev, const uint64_t *source_base)
-{
-    return source_base[ev->nsources];
-}
-
-/* The largest i < n with base[i] <= x, base nondecreasing and base[0] <= x. */
-static uint32_t eng_find(const uint64_t *base, uint32_t n, uint64_t x)
-{
-    uint32_t lo = 0, hi = n;
-    while (hi - lo > 1) {
-        uint32_t mid = (lo + hi) / 2;
-        if (base[mid] <= x) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    return lo;
-}
+static uint64_t eng_nphotons(const c2k_event *ev) { return ev->source_base[ev->nsources]; }
 
 static int eng_add_hit(eng_worker *w, uint32_t e, const c2_photon *p)
 {
@@ -104,22 +86,9 @@ static void eng_photon(eng_worker *w, uint32_t e, uint32_t id)
     eng_job *j = w->job;
     const c2_event *ev = &j->events[e];
     c2_photon p;
-    if (id < ev->nphotons) {
-        c2k_photon_start(&p, &ev->photons[id], e, id, ev->seed, ev->id);
-    } else {
-        uint32_t s = eng_find(j->source_base[e], ev->nsources, id);
-        const c2_source *src = &ev->sources[s];
-        const float *spectrum = src->spectrum >= 0 ? ev->spectra + (size_t)src->spectrum * j->view.nwl : NULL;
-        c2k_source_photon(&p, src, spectrum, &j->view, e, id, ev->seed, ev->id);
-    }
-    c2k_rng r = c2k_photon_rng(ev->seed, ev->id, &p);
-    uint32_t max_steps = ev->max_steps ? ev->max_steps : C2_DEFAULT_MAX_STEPS;
+    c2k_make_photon(&j->view, &j->kev[e], e, id, &p);
     eng_counts *c = &w->counts[e];
-    c2k_status st;
-    while ((st = c2k_step(&j->view, &p, &r, max_steps)) != C2K_DONE) {
-        c->nreemit += st == C2K_SPAWN;
-    }
-    p.draws = r.draws;
+    c->nreemit += c2k_run_photon(&j->view, &j->kev[e], &p);
     c->steps += p.steps;
     c->nmaxsteps += (p.flags & C2_MAX_STEPS) != 0;
     c->nnan += (p.flags & C2_NAN_ABORT) != 0;
@@ -143,8 +112,8 @@ static void *eng_worker_main(void *arg)
         if (c >= nchunks || w->failed) {
             break;
         }
-        uint32_t e = eng_find(j->chunk_base, j->nevents, c); /* skips empty events */
-        uint64_t n = eng_nphotons(&j->events[e], j->source_base[e]);
+        uint32_t e = c2k_find(j->chunk_base, j->nevents, c); /* skips empty events */
+        uint64_t n = eng_nphotons(&j->kev[e]);
         uint64_t first = (c - j->chunk_base[e]) * CHUNK;
         uint64_t last = first + CHUNK < n ? first + CHUNK : n;
         for (uint64_t id = first; id < last; id++) {
@@ -327,7 +296,7 @@ static int eng_collect(eng_job *j, eng_worker *w, uint32_t nw, c2_event_result *
             r->nhits = 0;
         }
         r->photons = j->ends[e];
-        r->nphotons = r->photons ? (uint32_t)eng_nphotons(ev, j->source_base[e]) : 0;
+        r->nphotons = r->photons ? (uint32_t)eng_nphotons(&j->kev[e]) : 0;
         j->ends[e] = NULL;
         for (uint32_t k = 0; k < nw; k++) {
             r->steps += w[k].counts[e].steps;
@@ -378,16 +347,25 @@ int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents
     eng_worker *w = calloc(nthreads, sizeof *w);
     pthread_t *tid = calloc(nthreads, sizeof *tid);
     j.chunk_base = calloc((size_t)nevents + 1, sizeof *j.chunk_base);
-    j.source_base = calloc(nevents ? nevents : 1, sizeof *j.source_base);
+    j.kev = calloc(nevents ? nevents : 1, sizeof *j.kev);
     j.ends = calloc(nevents ? nevents : 1, sizeof *j.ends);
-    int rc = (!w || !tid || !j.chunk_base || !j.source_base || !j.ends) ? C2_ENOMEM : 0;
+    int rc = (!w || !tid || !j.chunk_base || !j.kev || !j.ends) ? C2_ENOMEM : 0;
     for (uint32_t e = 0; e < nevents && !rc; e++) {
         const c2_event *ev = &events[e];
-        uint64_t *sb = j.source_base[e] = malloc(((size_t)ev->nsources + 1) * sizeof *sb);
+        uint64_t *sb = malloc(((size_t)ev->nsources + 1) * sizeof *sb);
         if (!sb) {
             rc = C2_ENOMEM;
             break;
         }
+        j.kev[e] = (c2k_event){.id = ev->id,
+                               .seed = ev->seed,
+                               .max_steps = ev->max_steps ? ev->max_steps : C2_DEFAULT_MAX_STEPS,
+                               .nphotons = ev->nphotons,
+                               .nsources = ev->nsources,
+                               .photons = ev->photons,
+                               .sources = ev->sources,
+                               .source_base = sb,
+                               .spectra = ev->spectra};
         sb[0] = ev->nphotons;
         for (uint32_t s = 0; s < ev->nsources; s++) {
             sb[s + 1] = sb[s] + ev->sources[s].nphotons;
@@ -433,14 +411,14 @@ int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents
         free(w[k].hits);
         free(w[k].counts);
     }
-    for (uint32_t e = 0; e < nevents && j.source_base && j.ends; e++) {
-        free(j.source_base[e]);
+    for (uint32_t e = 0; e < nevents && j.kev && j.ends; e++) {
+        free((void *)j.kev[e].source_base);
         free(j.ends[e]);
     }
     free(w);
     free(tid);
     free(j.chunk_base);
-    free(j.source_base);
+    free(j.kev);
     free(j.ends);
     return rc ? c2i_fail(err, rc, "engine: out of memory") : 0;
 }

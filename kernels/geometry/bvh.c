@@ -17,8 +17,13 @@
 
 #include "geometry_int.h"
 
+/* Tuning knobs, overridable with -D for experiments (doc/benchmarks.md). */
+#ifndef BVH_BINS
 #define BVH_BINS 16
-#define BVH_MAX_LEAF 8     /* a leaf larger than this is split even if SAH disagrees */
+#endif
+#ifndef BVH_MAX_LEAF
+#define BVH_MAX_LEAF 8 /* a leaf larger than this is split even if SAH disagrees */
+#endif
 #define BVH_COST_TRAVERSE 1.0f
 #define BVH_COST_TRIANGLE 1.0f
 
@@ -171,6 +176,23 @@ static uint32_t bvh_split(bvh_builder *b, const c2k_node *n, uint32_t start, uin
     return i - start;
 }
 
+/* The tree's expected cost of tracing a random ray (surface area
+ * heuristic, relative to the root's area): the quality figure that lets
+ * builder settings be compared without timing noise. */
+static double bvh_sah_cost(const c2k_node *nodes, uint32_t nnodes)
+{
+    double root = 0.0, cost = 0.0;
+    for (uint32_t i = 0; i < nnodes; i++) {
+        bvh_box b;
+        memcpy(b.lo, nodes[i].lo, sizeof b.lo);
+        memcpy(b.hi, nodes[i].hi, sizeof b.hi);
+        double a = box_area(&b);
+        root = i == 0 ? a : root;
+        cost += a * (nodes[i].count ? BVH_COST_TRIANGLE * nodes[i].count : BVH_COST_TRAVERSE);
+    }
+    return root > 0.0 ? cost / root : 0.0;
+}
+
 int c2i_bvh_build(const float *verts, uint32_t n, c2k_node **nodes_out, uint32_t *nnodes_out, uint32_t *perm,
                   c2_build_stats *stats, c2_error *err)
 {
@@ -229,6 +251,7 @@ int c2i_bvh_build(const float *verts, uint32_t n, c2k_node **nodes_out, uint32_t
     free(tb);
     free(cent);
     free(stack);
+    stats->sah_cost = bvh_sah_cost(b.nodes, b.nnodes);
     c2k_node *shrunk = realloc(b.nodes, (size_t)b.nnodes * sizeof *b.nodes);
     *nodes_out = shrunk ? shrunk : b.nodes;
     *nnodes_out = b.nnodes;

@@ -15,42 +15,6 @@
 
 #include "geometry_int.h"
 
-const char *c2_strerror(int code)
-{
-    switch (code) {
-#define C2_ERR_STR(name, val, str) \
-    case C2_##name:                \
-        return str;
-        C2_ERRNO_MAP(C2_ERR_STR)
-#undef C2_ERR_STR
-    }
-    return "unknown error";
-}
-
-const char *c2_errname(int code)
-{
-    switch (code) {
-#define C2_ERR_NAME(name, val, str) \
-    case C2_##name:                 \
-        return "C2_" #name;
-        C2_ERRNO_MAP(C2_ERR_NAME)
-#undef C2_ERR_NAME
-    }
-    return "C2_EUNKNOWN";
-}
-
-int c2i_fail(c2_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* Makes room for need elements of size elem in *p (capacity *cap). */
 static int geom_grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
 {

@@ -6,10 +6,12 @@
 #ifndef C2I_GEOMETRY_INT_H
 #define C2I_GEOMETRY_INT_H
 
-#include <stdarg.h>
-
 #include "chroma2/engine.h"
 #include "../physics/geom.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct c2i_mesh {
     float *verts;
@@ -77,4 +79,7 @@ int c2i_mesh_hemisphere(c2i_mesh *m, float radius, uint32_t segments, uint32_t r
 int c2i_mesh_box(c2i_mesh *m, const float lo[3], const float hi[3]);
 void c2i_mesh_free(c2i_mesh *m);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -225,4 +225,62 @@ C2K_FN c2k_status c2k_step(const c2k_geom *g, c2_photon *p, c2k_rng *r, uint32_t
     return st;
 }
 
+/* ---- a batch: how executors find and run photon id of event e ---- */
+
+/* An event as the executors see it; pointers are host or device memory,
+ * whichever the executor runs on. Photon ids: photons[0..nphotons), then
+ * each source's photons in order; source_base[s] is the id of source s's
+ * first photon (source_base[0] = nphotons, source_base[nsources] = all). */
+typedef struct c2k_event {
+    uint64_t id, seed;
+    uint32_t max_steps, nphotons, nsources, reserved;
+    const c2_photon *photons;
+    const c2_source *sources;
+    const uint64_t *source_base;
+    const float *spectra; /* CDFs of nwl values */
+} c2k_event;
+
+/* The largest i < n with base[i] <= x, for base nondecreasing and
+ * base[0] <= x: which event holds a chunk, which source a photon. */
+C2K_FN uint32_t c2k_find(const uint64_t *base, uint32_t n, uint64_t x)
+{
+    uint32_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        uint32_t mid = (lo + hi) / 2;
+        if (base[mid] <= x) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Makes photon id of event ev (index e in its batch). */
+C2K_FN void c2k_make_photon(const c2k_geom *g, const c2k_event *ev, uint32_t e, uint32_t id, c2_photon *p)
+{
+    if (id < ev->nphotons) {
+        c2k_photon_start(p, &ev->photons[id], e, id, ev->seed, ev->id);
+        return;
+    }
+    const c2_source *s = &ev->sources[c2k_find(ev->source_base, ev->nsources, id)];
+    const float *spectrum = s->spectrum >= 0 ? ev->spectra + (size_t)s->spectrum * g->nwl : NULL;
+    c2k_source_photon(p, s, spectrum, g, e, id, ev->seed, ev->id);
+}
+
+/* Steps p to the end of its history; returns how many times it was
+ * reemitted. The per-thread-loop executor: CPU threads and the GPU's
+ * reference kernel. */
+C2K_FN uint32_t c2k_run_photon(const c2k_geom *g, const c2k_event *ev, c2_photon *p)
+{
+    c2k_rng r = c2k_photon_rng(ev->seed, ev->id, p);
+    uint32_t spawns = 0;
+    c2k_status st;
+    while ((st = c2k_step(g, p, &r, ev->max_steps)) != C2K_DONE) {
+        spawns += st == C2K_SPAWN;
+    }
+    p->draws = r.draws;
+    return spawns;
+}
+
 #endif

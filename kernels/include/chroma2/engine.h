@@ -51,28 +51,32 @@ typedef struct c2_error {
 const char *c2_strerror(int code); /* "invalid argument"; never NULL */
 const char *c2_errname(int code);  /* "C2_EINVAL"; never NULL */
 
-/* ---- photon history flags: Chroma's bit values, which clients rely on ---- */
-#define C2_FLAGS_MAP(X)                 \
-    X(NO_HIT, 0x1u)                     \
-    X(BULK_ABSORB, 0x2u)                \
-    X(SURFACE_DETECT, 0x4u)             \
-    X(SURFACE_ABSORB, 0x8u)             \
-    X(RAYLEIGH_SCATTER, 0x10u)          \
-    X(REFLECT_DIFFUSE, 0x20u)           \
-    X(REFLECT_SPECULAR, 0x40u)          \
-    X(SURFACE_REEMIT, 0x80u)            \
-    X(SURFACE_TRANSMIT, 0x100u)         \
-    X(BULK_REEMIT, 0x200u)              \
-    X(CHERENKOV, 0x400u)                \
-    X(SCINTILLATION, 0x800u)            \
-    X(MAX_STEPS, 0x40000000u)           \
-    X(NAN_ABORT, 0x80000000u)
+/* ---- photon history flags: Chroma's bit values, which clients rely on ----
+ * Plain defines: bit 31 does not fit a C enum. C2_FLAGS_MAP(X) lists every
+ * flag once, for tables of names (X(name) has the value C2_##name). */
+#define C2_NO_HIT 0x1u
+#define C2_BULK_ABSORB 0x2u
+#define C2_SURFACE_DETECT 0x4u
+#define C2_SURFACE_ABSORB 0x8u
+#define C2_RAYLEIGH_SCATTER 0x10u
+#define C2_REFLECT_DIFFUSE 0x20u
+#define C2_REFLECT_SPECULAR 0x40u
+#define C2_SURFACE_REEMIT 0x80u
+#define C2_SURFACE_TRANSMIT 0x100u
+#define C2_BULK_REEMIT 0x200u
+#define C2_CHERENKOV 0x400u
+#define C2_SCINTILLATION 0x800u
+#define C2_MAX_STEPS 0x40000000u
+#define C2_NAN_ABORT 0x80000000u
+#define C2_FLAGS_MAP(X)                                                                                               \
+    X(NO_HIT) X(BULK_ABSORB) X(SURFACE_DETECT) X(SURFACE_ABSORB) X(RAYLEIGH_SCATTER) X(REFLECT_DIFFUSE)              \
+    X(REFLECT_SPECULAR) X(SURFACE_REEMIT) X(SURFACE_TRANSMIT) X(BULK_REEMIT) X(CHERENKOV) X(SCINTILLATION)          \
+    X(MAX_STEPS) X(NAN_ABORT)
 
-enum {
-#define C2_FLAG_ENUM(name, val) C2_##name = (val),
-    C2_FLAGS_MAP(C2_FLAG_ENUM)
-#undef C2_FLAG_ENUM
-};
+/* "SURFACE_DETECT" for one flag bit; NULL for a value that is not exactly one
+ * known flag. */
+const char *c2_flag_name(uint32_t flag);
+
 /* A photon whose flags hold any of these is finished. MAX_STEPS is chroma2's
  * own: Chroma left such photons unflagged. */
 #define C2_FINISHED_MASK \
@@ -223,6 +227,7 @@ typedef struct c2_build_stats {
     uint64_t nodes;
     uint32_t depth;      /* deepest leaf */
     uint32_t max_leaf;   /* most triangles in one leaf */
+    double sah_cost;     /* expected ray cost by the surface area heuristic (lower is better) */
     uint64_t bytes;      /* flattened mesh + BVH */
     double seconds;      /* wall time of flatten + BVH build */
     uint32_t channels;   /* 1 + largest channel id, 0 if none */
