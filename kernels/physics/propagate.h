@@ -46,18 +46,23 @@ C2K_FN void c2k_photon_reset(c2_photon *p, uint32_t event, uint32_t id)
     p->reserved = 0;
 }
 
-/* Starts a caller-given photon: copies kinematics from in, and picks a
- * random polarisation when in->pol is zero (one draw then, else none). */
+/* Starts a caller-given photon: copies kinematics from in, renormalises
+ * the direction and the polarisation (made exactly perpendicular; callers
+ * are allowed a little rounding), and picks a random polarisation when
+ * in->pol is zero (one draw then, else none). */
 C2K_FN void c2k_photon_start(c2_photon *p, const c2_photon *in, uint32_t event, uint32_t id,
                              uint64_t seed, uint64_t event_id)
 {
     *p = *in;
     c2k_photon_reset(p, event, id);
-    c2k_vec3 pol = c2k_load3(in->pol);
+    c2k_vec3 dir = c2k_normalize(c2k_load3(in->dir)), pol = c2k_load3(in->pol);
+    c2k_store3(p->dir, dir);
     if (c2k_dot(pol, pol) == 0.0f) {
         c2k_rng r = c2k_photon_rng(seed, event_id, p);
-        c2k_store3(p->pol, c2k_random_perpendicular(&r, c2k_load3(in->dir)));
+        c2k_store3(p->pol, c2k_random_perpendicular(&r, dir));
         p->draws = r.draws;
+    } else {
+        c2k_store3(p->pol, c2k_normalize(c2k_madd(pol, -c2k_dot(pol, dir), dir)));
     }
 }
 
