@@ -5,14 +5,15 @@
 #   make test       every test (plain and sanitizer builds), ends in a summary
 #   make bench-cpu  the CPU engine benchmark table
 #   make bench-gpu  the GPU benchmark table (on a machine with a GPU)
+#   make fuzz       libFuzzer on the protocol decoder (FUZZ_SECONDS, default 600)
 #   make CUDA=0     no CUDA parts
 #   make test-gpu   the CUDA tests alone (on a machine with a GPU)
 
 CC      ?= gcc
 NVCC    ?= nvcc
 BUILD   ?= build
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-function -pthread -MMD -MP
+OPT     ?= -O2 -g
+CFLAGS  += $(OPT) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-function -pthread -MMD -MP
 CPPFLAGS += -Ikernels/include
 LDLIBS  += -lm -pthread
 
@@ -26,12 +27,14 @@ NVCCFLAGS += -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall -MMD -MP
 
 ENGINE_SRC := kernels/errors.c kernels/geometry/geometry.c kernels/geometry/bvh.c kernels/geometry/mesh.c \
               kernels/geometry/detector.c kernels/cpu/engine.c
+PROTO_SRC  := proto/scan.c proto/decode.c proto/encode.c
 TEST_SRC   := tests/runner.c tests/test_rng.c tests/test_interact.c tests/test_geometry.c \
-              tests/test_transport.c tests/test_engine.c tests/util.c
+              tests/test_transport.c tests/test_engine.c tests/test_proto.c tests/util.c
 
 CUDA_SRC   := kernels/cuda/loop.cu
 
 ENGINE_LIB := $(BUILD)/lib/libchroma2-engine.a
+PROTO_LIB  := $(BUILD)/lib/libchroma2-proto.a
 TEST_BIN   := $(BUILD)/bin/c2-tests
 BENCH_BIN  := $(BUILD)/bin/bench-cpu
 CUDA_LIB   := $(BUILD)/lib/libchroma2-cuda.a
@@ -41,9 +44,9 @@ CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all test test-gpu bench-cpu bench-gpu clean
-all: $(ENGINE_LIB) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)
-	@echo "built: $(ENGINE_LIB) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
+.PHONY: all test test-gpu bench-cpu bench-gpu fuzz clean
+all: $(ENGINE_LIB) $(PROTO_LIB) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)
+	@echo "built: $(ENGINE_LIB) $(PROTO_LIB) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -53,9 +56,13 @@ $(ENGINE_LIB): $(call obj,$(ENGINE_SRC))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(TEST_BIN): $(call obj,$(TEST_SRC)) $(ENGINE_LIB)
+$(PROTO_LIB): $(call obj,$(PROTO_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(AR) rcs $@ $^
+
+$(TEST_BIN): $(call obj,$(TEST_SRC)) $(PROTO_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lmsgpackc
 
 $(BENCH_BIN): $(call obj,tools/bench_cpu.c tests/util.c) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
@@ -79,17 +86,33 @@ $(CUDA_TESTS): $(BUILD)/obj/tests/runner-cuda.o $(call obj,tests/test_cuda.c tes
 	@mkdir -p $(dir $@)
 	$(NVCC) -arch=$(CUDA_ARCH) -o $@ $^ -lm -Xcompiler -pthread
 
-# The sanitizer build is a second tree with its own flags; the runner's
-# summary line of each build is folded into one by tests/run.
+# The sanitizer build is a second tree with its own OPT; the runners'
+# summary lines are folded into one by tests/run.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+# libFuzzer targets, built with clang and their own copy of the sources.
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -Ikernels/include
+FUZZ_PROTO   := $(BUILD)/fuzz/fuzz-proto
+FUZZ_SECONDS ?= 600
+$(FUZZ_PROTO): tests/fuzz_proto.c $(PROTO_SRC) $(ENGINE_SRC) $(wildcard proto/*.h kernels/*/*.h kernels/include/chroma2/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz_proto.c $(PROTO_SRC) $(ENGINE_SRC) -lmsgpackc -lm -pthread
+
+fuzz: $(FUZZ_PROTO)
+	@mkdir -p $(BUILD)/fuzz/corpus-proto
+	$(FUZZ_PROTO) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+	    -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-proto tests/corpus/proto
 
 # make test: dependencies first, then every suite; CUDA tests skip, saying
 # why, where there is no GPU.
 test:
 	@tools/ensure-deps test
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san CFLAGS="$(SAN_FLAGS)" CUDA=0 $(BUILD)/san/bin/c2-tests
-	@tests/run "plain:$(TEST_BIN)" "asan+ubsan:$(BUILD)/san/bin/c2-tests" $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT="$(SAN_FLAGS)" CUDA=0 $(BUILD)/san/bin/c2-tests
+	@$(MAKE) --no-print-directory $(FUZZ_PROTO)
+	@tests/run "plain:$(TEST_BIN)" "asan+ubsan:$(BUILD)/san/bin/c2-tests" \
+	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
 
 test-gpu: $(CUDA_TESTS)
 	$(CUDA_TESTS)

@@ -27,7 +27,12 @@
     X(engine_threads_identical)        \
     X(engine_batches_identical)        \
     X(engine_rejects_bad_events)      \
-    X(engine_flag_names)
+    X(engine_flag_names)              \
+    X(proto_event_round_trip)         \
+    X(proto_result_round_trip)        \
+    X(proto_error_reply)              \
+    X(proto_rejects_hostile_input)    \
+    X(proto_every_truncation_and_corruption)
 
 #define C2T_LIST_CUDA(X)               \
     X(cuda_matches_cpu_detector)       \

@@ -16,7 +16,8 @@ static void same_result(const c2_event_result *a, const c2_event_result *b, cons
           "%s: end states differ", what);
     CHECK(!a->nchannels || memcmp(a->channels, b->channels, a->nchannels * sizeof(c2_channel_summary)) == 0,
           "%s: channel summaries differ", what);
-    CHECK(a->steps == b->steps && a->nreemit == b->nreemit && a->nmaxsteps == b->nmaxsteps, "%s: counters differ",
+    CHECK(a->ntotal == b->ntotal && a->steps == b->steps && a->nreemit == b->nreemit && a->nmaxsteps == b->nmaxsteps,
+          "%s: counters differ",
           what);
 }
 

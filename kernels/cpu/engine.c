@@ -295,8 +295,9 @@ static int eng_collect(eng_job *j, eng_worker *w, uint32_t nw, c2_event_result *
             r->hits = NULL;
             r->nhits = 0;
         }
+        r->ntotal = (uint32_t)eng_nphotons(&j->kev[e]);
         r->photons = j->ends[e];
-        r->nphotons = r->photons ? (uint32_t)eng_nphotons(&j->kev[e]) : 0;
+        r->nphotons = r->photons ? r->ntotal : 0;
         j->ends[e] = NULL;
         for (uint32_t k = 0; k < nw; k++) {
             r->steps += w[k].counts[e].steps;

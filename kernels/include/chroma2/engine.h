@@ -298,6 +298,7 @@ typedef struct c2_event_result {
     uint32_t nphotons;
     c2_channel_summary *channels;
     uint32_t nchannels;
+    uint32_t ntotal;   /* photons propagated (explicit and from sources) */
     uint64_t steps;    /* propagation steps of all its photons */
     uint32_t nreemit;  /* reemissions (spawned photons) */
     uint32_t nmaxsteps; /* photons stopped by the max-steps guard */

@@ -1,0 +1,636 @@
+/*
+ * decode.c: reading messages (steps 2 and 3 of proto.h): the envelope,
+ * typed fields with path-naming errors, and the bodies of submit_event and
+ * its result. Values that the engine checks anyway (unit directions,
+ * wavelengths on the grid...) are left to c2_event_validate, so there is
+ * one check and one message for each rule.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+int c2p_fail(c2p_err *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+const char *c2p_error_name(int code)
+{
+    switch (code) {
+    case C2P_OK:
+        return "OK";
+#define C2P_ERR_NAME(name, val) \
+    case C2P_##name:            \
+        return #name;
+        C2P_ERRORS(C2P_ERR_NAME)
+#undef C2P_ERR_NAME
+    }
+    return "UNKNOWN";
+}
+
+static const char *const proto_type_names[C2P_T_COUNT] = {
+    "error",
+#define C2P_TYPE_STR(name, str) str,
+    C2P_TYPES(C2P_TYPE_STR)
+#undef C2P_TYPE_STR
+};
+
+const char *c2p_type_name(c2p_type t) { return t < C2P_T_COUNT ? proto_type_names[t] : "error"; }
+
+static int proto_str_is(const msgpack_object *o, const char *s)
+{
+    size_t n = strlen(s);
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n && memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+/* ---- maps and typed fields ---- */
+
+int c2p_map_open(c2p_map *m, const msgpack_object *o, const char *path, c2p_err *err)
+{
+    if (!o || o->type != MSGPACK_OBJECT_MAP) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s: expected a map", path);
+    }
+    m->map = &o->via.map;
+    m->path = path;
+    m->seen = 0;
+    for (uint32_t i = 0; i < m->map->size; i++) { /* at most C2P_MAX_MAP entries (scan) */
+        const msgpack_object *k = &m->map->ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR) {
+            return c2p_fail(err, C2P_BAD_REQUEST, "%s: keys must be strings", path);
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            const msgpack_object *q = &m->map->ptr[j].key;
+            if (q->via.str.size == k->via.str.size && memcmp(q->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0) {
+                return c2p_fail(err, C2P_BAD_REQUEST, "%s: key '%.*s' appears twice", path, (int)k->via.str.size,
+                                k->via.str.ptr);
+            }
+        }
+    }
+    return 0;
+}
+
+const msgpack_object *c2p_map_get(c2p_map *m, const char *key)
+{
+    for (uint32_t i = 0; i < m->map->size; i++) {
+        if (proto_str_is(&m->map->ptr[i].key, key)) {
+            m->seen |= 1ull << i;
+            return &m->map->ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+int c2p_map_done(const c2p_map *m, c2p_err *err)
+{
+    for (uint32_t i = 0; i < m->map->size; i++) {
+        if (!(m->seen & (1ull << i))) {
+            const msgpack_object *k = &m->map->ptr[i].key;
+            return c2p_fail(err, C2P_BAD_REQUEST, "%s: unknown key '%.*s'", m->path,
+                            (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);
+        }
+    }
+    return 0;
+}
+
+/* The value of key, or an error when required and absent (NULL, *rc set). */
+static const msgpack_object *proto_field(c2p_map *m, const char *key, int required, int *rc, c2p_err *err)
+{
+    const msgpack_object *o = c2p_map_get(m, key);
+    *rc = (!o && required) ? c2p_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", m->path, key) : 0;
+    return o;
+}
+
+int c2p_get_u64(c2p_map *m, const char *key, int required, uint64_t lo, uint64_t hi, uint64_t *out, c2p_err *err)
+{
+    int rc;
+    const msgpack_object *o = proto_field(m, key, required, &rc, err);
+    if (!o) {
+        return rc;
+    }
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected an unsigned integer", m->path, key);
+    }
+    if (o->via.u64 < lo || o->via.u64 > hi) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %llu is outside [%llu, %llu]", m->path, key,
+                        (unsigned long long)o->via.u64, (unsigned long long)lo, (unsigned long long)hi);
+    }
+    *out = o->via.u64;
+    return 0;
+}
+
+int c2p_get_i64(c2p_map *m, const char *key, int required, int64_t lo, int64_t hi, int64_t *out, c2p_err *err)
+{
+    int rc;
+    const msgpack_object *o = proto_field(m, key, required, &rc, err);
+    if (!o) {
+        return rc;
+    }
+    int64_t v;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        v = o->via.i64;
+    } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
+        v = (int64_t)o->via.u64;
+    } else {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected an integer", m->path, key);
+    }
+    if (v < lo || v > hi) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %lld is outside [%lld, %lld]", m->path, key, (long long)v,
+                        (long long)lo, (long long)hi);
+    }
+    *out = v;
+    return 0;
+}
+
+int c2p_get_f64(c2p_map *m, const char *key, int required, double lo, double hi, double *out, c2p_err *err)
+{
+    int rc;
+    const msgpack_object *o = proto_field(m, key, required, &rc, err);
+    if (!o) {
+        return rc;
+    }
+    double v;
+    switch (o->type) {
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        v = o->via.f64;
+        break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        v = (double)o->via.u64;
+        break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        v = (double)o->via.i64;
+        break;
+    default:
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected a number", m->path, key);
+    }
+    if (!isfinite(v) || v < lo || v > hi) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %g is not finite or outside [%g, %g]", m->path, key, v, lo, hi);
+    }
+    *out = v;
+    return 0;
+}
+
+int c2p_get_bool(c2p_map *m, const char *key, int required, int *out, c2p_err *err)
+{
+    int rc;
+    const msgpack_object *o = proto_field(m, key, required, &rc, err);
+    if (!o) {
+        return rc;
+    }
+    if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected true or false", m->path, key);
+    }
+    *out = o->via.boolean;
+    return 0;
+}
+
+int c2p_get_str(c2p_map *m, const char *key, int required, char *out, size_t cap, c2p_err *err)
+{
+    int rc;
+    const msgpack_object *o = proto_field(m, key, required, &rc, err);
+    if (!o) {
+        return rc;
+    }
+    if (o->type != MSGPACK_OBJECT_STR) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected a string", m->path, key);
+    }
+    if (o->via.str.size >= cap || memchr(o->via.str.ptr, 0, o->via.str.size)) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: string longer than %zu bytes or holding NUL", m->path, key,
+                        cap - 1);
+    }
+    memcpy(out, o->via.str.ptr, o->via.str.size);
+    out[o->via.str.size] = 0;
+    return 0;
+}
+
+int c2p_get_bin32(c2p_map *m, const char *key, int required, size_t n, size_t comps, void *out, size_t stride,
+                  c2p_err *err)
+{
+    int rc;
+    const msgpack_object *o = proto_field(m, key, required, &rc, err);
+    if (!o) {
+        return rc;
+    }
+    if (o->type != MSGPACK_OBJECT_BIN) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected a bin of little-endian 4-byte values", m->path, key);
+    }
+    if ((uint64_t)o->via.bin.size != (uint64_t)n * comps * 4) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %u bytes, expected %zu x %zu x 4 = %llu", m->path, key,
+                        o->via.bin.size, n, comps, (unsigned long long)n * comps * 4);
+    }
+    /* bin data is unaligned and little-endian: assemble each value */
+    const uint8_t *src = (const uint8_t *)o->via.bin.ptr;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *dst = (uint8_t *)out + i * stride;
+        for (size_t c = 0; c < comps; c++, src += 4) {
+            uint32_t v = (uint32_t)src[0] | (uint32_t)src[1] << 8 | (uint32_t)src[2] << 16 | (uint32_t)src[3] << 24;
+            memcpy(dst + 4 * c, &v, 4);
+        }
+    }
+    return 0;
+}
+
+/* ---- envelope ---- */
+
+static int proto_parse(c2p_msg *m, const void *buf, size_t len, int reply, c2p_err *err)
+{
+    memset(m, 0, sizeof *m);
+    msgpack_unpacked_init(&m->up);
+    int rc = c2p_scan(buf, len, err);
+    if (rc) {
+        return rc;
+    }
+    size_t off = 0;
+    if (msgpack_unpack_next(&m->up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
+        return c2p_fail(err, C2P_MALFORMED, "message is not one valid msgpack map");
+    }
+    m->root = &m->up.data;
+    c2p_map env;
+    if ((rc = c2p_map_open(&env, m->root, "message", err))) {
+        return rc;
+    }
+    uint64_t id = 0, v = 0;
+    if ((rc = c2p_get_u64(&env, "id", 1, 0, UINT64_MAX, &id, err))) {
+        return rc;
+    }
+    m->id = id;
+    const msgpack_object *t = c2p_map_get(&env, "type");
+    if (!t || t->type != MSGPACK_OBJECT_STR) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "message: 'type' is required and must be a string");
+    }
+    for (int i = 1; i < C2P_T_COUNT; i++) {
+        if (proto_str_is(t, proto_type_names[i])) {
+            m->type = (c2p_type)i;
+        }
+    }
+    if ((rc = c2p_get_u64(&env, "v", 1, 0, UINT32_MAX, &v, err))) {
+        return rc;
+    }
+    m->v = (uint32_t)v;
+    if (v != C2P_PROTOCOL_VERSION) {
+        return c2p_fail(err, C2P_VERSION, "protocol version %llu is not supported (supported: %d)",
+                        (unsigned long long)v, C2P_PROTOCOL_VERSION);
+    }
+    if (m->type == C2P_T_NONE && !(reply && proto_str_is(t, "error"))) {
+        return c2p_fail(err, C2P_UNKNOWN_TYPE, "unknown message type '%.*s'",
+                        (int)(t->via.str.size > 64 ? 64 : t->via.str.size), t->via.str.ptr);
+    }
+    if (reply) {
+        if ((rc = c2p_get_bool(&env, "ok", 1, &m->ok, err))) {
+            return rc;
+        }
+        if (!m->ok) {
+            c2p_map e;
+            uint64_t code = 0;
+            if ((rc = c2p_map_open(&e, c2p_map_get(&env, "error"), "error", err)) ||
+                (rc = c2p_get_u64(&e, "code", 1, 1, 1000, &code, err)) ||
+                (rc = c2p_get_str(&e, "message", 1, m->error.msg, sizeof m->error.msg, err))) {
+                return rc;
+            }
+            m->error.code = (int)code;
+        }
+    }
+    return 0;
+}
+
+int c2p_parse_request(c2p_msg *m, const void *buf, size_t len, c2p_err *err)
+{
+    return proto_parse(m, buf, len, 0, err);
+}
+
+int c2p_parse_reply(c2p_msg *m, const void *buf, size_t len, c2p_err *err) { return proto_parse(m, buf, len, 1, err); }
+
+void c2p_msg_free(c2p_msg *m) { msgpack_unpacked_destroy(&m->up); }
+
+/* ---- submit_event ---- */
+
+/* Opens an optional block (photons, sources, ...) and reads its n;
+ * *present says whether it was there. */
+static int proto_block(c2p_map *parent, const char *key, c2p_map *b, char *path, size_t cap, uint64_t max_n,
+                       uint64_t *n, int *present, c2p_err *err)
+{
+    const msgpack_object *o = c2p_map_get(parent, key);
+    *present = o != NULL;
+    if (!o) {
+        return 0;
+    }
+    snprintf(path, cap, "%s.%s", parent->path, key);
+    int rc = c2p_map_open(b, o, path, err);
+    return rc ? rc : c2p_get_u64(b, "n", 1, 0, max_n, n, err);
+}
+
+/* calloc for a block's records; TOO_LARGE when there is no memory. */
+static void *proto_alloc(size_t n, size_t size, const char *path, int *rc, c2p_err *err)
+{
+    void *p = calloc(n ? n : 1, size);
+    *rc = p ? 0 : c2p_fail(err, C2P_TOO_LARGE, "%s: no memory for %zu records", path, n);
+    return p;
+}
+
+static int proto_want(c2p_map *m, uint32_t *want, c2p_err *err)
+{
+    const msgpack_object *o = c2p_map_get(m, "want");
+    if (!o) {
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.want: expected an array of strings", m->path);
+    }
+    *want = 0;
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *w = &o->via.array.ptr[i];
+        uint32_t bit = proto_str_is(w, "hits")       ? C2_RETURN_HITS
+                       : proto_str_is(w, "photons")  ? C2_RETURN_PHOTONS
+                       : proto_str_is(w, "channels") ? C2_RETURN_CHANNELS
+                                                     : 0;
+        if (!bit) {
+            return c2p_fail(err, C2P_BAD_REQUEST, "%s.want[%u]: expected \"hits\", \"photons\" or \"channels\"",
+                            m->path, i);
+        }
+        *want |= bit;
+    }
+    return 0;
+}
+
+static int proto_photons(c2p_map *m, uint64_t max, c2p_event *ev, c2p_err *err)
+{
+    c2p_map b;
+    char path[64];
+    uint64_t n = 0;
+    int present, rc = proto_block(m, "photons", &b, path, sizeof path, max, &n, &present, err);
+    if (rc || !present || !(ev->photons = proto_alloc(n, sizeof(c2_photon), path, &rc, err))) {
+        return rc;
+    }
+    ev->nphotons = (uint32_t)n;
+    for (uint64_t i = 0; i < n; i++) {
+        ev->photons[i].weight = 1.0f;
+    }
+    const size_t st = sizeof(c2_photon);
+    c2_photon *p = ev->photons;
+    if ((rc = c2p_get_bin32(&b, "pos", 1, n, 3, p->pos, st, err)) ||
+        (rc = c2p_get_bin32(&b, "dir", 1, n, 3, p->dir, st, err)) ||
+        (rc = c2p_get_bin32(&b, "wavelength", 1, n, 1, &p->wavelength, st, err)) ||
+        (rc = c2p_get_bin32(&b, "pol", 0, n, 3, p->pol, st, err)) ||
+        (rc = c2p_get_bin32(&b, "time", 0, n, 1, &p->time, st, err)) ||
+        (rc = c2p_get_bin32(&b, "weight", 0, n, 1, &p->weight, st, err))) {
+        return rc;
+    }
+    return c2p_map_done(&b, err);
+}
+
+static int proto_sources(c2p_map *m, c2p_event *ev, c2p_err *err)
+{
+    c2p_map b;
+    char path[64];
+    uint64_t n = 0;
+    int present, rc = proto_block(m, "sources", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
+    if (rc || !present || !(ev->sources = proto_alloc(n, sizeof(c2_source), path, &rc, err))) {
+        return rc;
+    }
+    ev->nsources = (uint32_t)n;
+    const size_t st = sizeof(c2_source);
+    c2_source *s = ev->sources;
+    if ((rc = c2p_get_bin32(&b, "pos", 1, n, 3, s->pos, st, err)) ||
+        (rc = c2p_get_bin32(&b, "time", 1, n, 1, &s->time, st, err)) ||
+        (rc = c2p_get_bin32(&b, "dir", 1, n, 3, s->dir, st, err)) ||
+        (rc = c2p_get_bin32(&b, "cos_half_angle", 1, n, 1, &s->cos_half_angle, st, err)) ||
+        (rc = c2p_get_bin32(&b, "wavelength", 1, n, 1, &s->wavelength, st, err)) ||
+        (rc = c2p_get_bin32(&b, "spectrum", 1, n, 1, &s->spectrum, st, err)) ||
+        (rc = c2p_get_bin32(&b, "nphotons", 1, n, 1, &s->nphotons, st, err))) {
+        return rc;
+    }
+    return c2p_map_done(&b, err);
+}
+
+static int proto_spectra(c2p_map *m, c2p_event *ev, c2p_err *err)
+{
+    c2p_map b;
+    char path[64];
+    uint64_t n = 0;
+    int present, rc = proto_block(m, "spectra", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
+    if (rc || !present) {
+        return rc;
+    }
+    const msgpack_object *cdf = c2p_map_get(&b, "cdf");
+    if (!cdf || cdf->type != MSGPACK_OBJECT_BIN || n == 0 || cdf->via.bin.size % (4 * n) != 0) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.cdf: expected a bin of n x nwl little-endian f32", path);
+    }
+    size_t nwl = cdf->via.bin.size / (4 * n);
+    if (nwl < 2 || nwl > C2_MAX_WAVELENGTHS) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "%s.cdf: %zu values per spectrum (2..%u)", path, nwl,
+                        C2_MAX_WAVELENGTHS);
+    }
+    if (!(ev->spectra = proto_alloc(n * nwl, sizeof(float), path, &rc, err))) {
+        return rc;
+    }
+    ev->nspectra = (uint32_t)n;
+    ev->spectra_nwl = (uint32_t)nwl;
+    if ((rc = c2p_get_bin32(&b, "cdf", 1, n * nwl, 1, ev->spectra, 4, err))) {
+        return rc;
+    }
+    return c2p_map_done(&b, err);
+}
+
+int c2p_decode_event(const c2p_msg *msg, uint64_t max_photons, c2p_event *ev, c2p_err *err)
+{
+    memset(ev, 0, sizeof *ev);
+    strcpy(ev->geometry, "default");
+    ev->want = C2_RETURN_HITS;
+    ev->max_steps = C2_DEFAULT_MAX_STEPS;
+    c2p_map m;
+    uint64_t max_steps = ev->max_steps, deadline = 0;
+    int64_t priority = 0;
+    int rc = c2p_map_open(&m, msg->root, "submit_event", err);
+    /* the envelope's keys are read by the parser */
+    c2p_map_get(&m, "v");
+    c2p_map_get(&m, "id");
+    c2p_map_get(&m, "type");
+    if (rc || (rc = c2p_get_str(&m, "geometry", 0, ev->geometry, sizeof ev->geometry, err)) ||
+        (rc = c2p_get_str(&m, "digest", 0, ev->digest, sizeof ev->digest, err)) ||
+        (rc = c2p_get_u64(&m, "event_id", 0, 0, UINT64_MAX, &ev->event_id, err)) ||
+        (rc = c2p_get_u64(&m, "seed", 0, 0, UINT64_MAX, &ev->seed, err)) ||
+        (rc = c2p_get_u64(&m, "max_steps", 0, 1, UINT32_MAX, &max_steps, err)) ||
+        (rc = c2p_get_u64(&m, "deadline_ms", 0, 0, UINT32_MAX, &deadline, err)) ||
+        (rc = c2p_get_i64(&m, "priority", 0, -10, 10, &priority, err)) || (rc = proto_want(&m, &ev->want, err)) ||
+        (rc = proto_photons(&m, max_photons, ev, err)) || (rc = proto_sources(&m, ev, err)) ||
+        (rc = proto_spectra(&m, ev, err)) || (rc = c2p_map_done(&m, err))) {
+        c2p_event_free(ev);
+        return rc;
+    }
+    ev->max_steps = (uint32_t)max_steps;
+    ev->deadline_ms = (uint32_t)deadline;
+    ev->priority = (int32_t)priority;
+    uint64_t total = ev->nphotons;
+    for (uint32_t i = 0; i < ev->nsources; i++) {
+        total += ev->sources[i].nphotons;
+    }
+    if (total == 0) {
+        c2p_event_free(ev);
+        return c2p_fail(err, C2P_BAD_REQUEST, "submit_event: no photons (give photons or sources with nphotons)");
+    }
+    if (total > max_photons) {
+        c2p_event_free(ev);
+        return c2p_fail(err, C2P_TOO_LARGE, "submit_event: %llu photons (limit %llu)", (unsigned long long)total,
+                        (unsigned long long)max_photons);
+    }
+    return 0;
+}
+
+void c2p_event_free(c2p_event *ev)
+{
+    free(ev->photons);
+    free(ev->sources);
+    free(ev->spectra);
+    ev->photons = NULL;
+    ev->sources = NULL;
+    ev->spectra = NULL;
+    ev->nphotons = ev->nsources = ev->nspectra = 0;
+}
+
+c2_event c2p_event_view(const c2p_event *ev)
+{
+    c2_event e;
+    memset(&e, 0, sizeof e);
+    e.id = ev->event_id;
+    e.seed = ev->seed;
+    e.max_steps = ev->max_steps;
+    e.want = ev->want;
+    e.photons = ev->photons;
+    e.nphotons = ev->nphotons;
+    e.sources = ev->sources;
+    e.nsources = ev->nsources;
+    e.spectra = ev->spectra;
+    e.nspectra = ev->nspectra;
+    return e;
+}
+
+/* ---- results ---- */
+
+static int proto_hits(c2p_map *m, c2_event_result *r, c2p_err *err)
+{
+    c2p_map b;
+    char path[64];
+    uint64_t n = 0;
+    int present, rc = proto_block(m, "hits", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
+    if (rc || !present || !(r->hits = proto_alloc(n, sizeof(c2_hit), path, &rc, err))) {
+        return rc;
+    }
+    r->nhits = (uint32_t)n;
+    const size_t st = sizeof(c2_hit);
+    c2_hit *h = r->hits;
+    if ((rc = c2p_get_bin32(&b, "photon_id", 1, n, 1, &h->photon_id, st, err)) ||
+        (rc = c2p_get_bin32(&b, "channel", 1, n, 1, &h->channel, st, err)) ||
+        (rc = c2p_get_bin32(&b, "time", 1, n, 1, &h->time, st, err)) ||
+        (rc = c2p_get_bin32(&b, "wavelength", 1, n, 1, &h->wavelength, st, err)) ||
+        (rc = c2p_get_bin32(&b, "pos", 1, n, 3, h->pos, st, err)) ||
+        (rc = c2p_get_bin32(&b, "flags", 1, n, 1, &h->flags, st, err))) {
+        return rc;
+    }
+    return c2p_map_done(&b, err);
+}
+
+static int proto_end_states(c2p_map *m, c2_event_result *r, c2p_err *err)
+{
+    c2p_map b;
+    char path[64];
+    uint64_t n = 0;
+    int present, rc = proto_block(m, "photons", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
+    if (rc || !present || !(r->photons = proto_alloc(n, sizeof(c2_photon), path, &rc, err))) {
+        return rc;
+    }
+    r->nphotons = (uint32_t)n;
+    const size_t st = sizeof(c2_photon);
+    c2_photon *p = r->photons;
+    if ((rc = c2p_get_bin32(&b, "pos", 1, n, 3, p->pos, st, err)) ||
+        (rc = c2p_get_bin32(&b, "dir", 1, n, 3, p->dir, st, err)) ||
+        (rc = c2p_get_bin32(&b, "pol", 1, n, 3, p->pol, st, err)) ||
+        (rc = c2p_get_bin32(&b, "wavelength", 1, n, 1, &p->wavelength, st, err)) ||
+        (rc = c2p_get_bin32(&b, "time", 1, n, 1, &p->time, st, err)) ||
+        (rc = c2p_get_bin32(&b, "weight", 1, n, 1, &p->weight, st, err)) ||
+        (rc = c2p_get_bin32(&b, "flags", 1, n, 1, &p->flags, st, err)) ||
+        (rc = c2p_get_bin32(&b, "channel", 1, n, 1, &p->channel, st, err)) ||
+        (rc = c2p_get_bin32(&b, "last_hit_triangle", 1, n, 1, &p->last_hit_triangle, st, err)) ||
+        (rc = c2p_get_bin32(&b, "steps", 1, n, 1, &p->steps, st, err))) {
+        return rc;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        p[i].id = (uint32_t)i;
+    }
+    return c2p_map_done(&b, err);
+}
+
+static int proto_channels(c2p_map *m, c2_event_result *r, c2p_err *err)
+{
+    c2p_map b;
+    char path[64];
+    uint64_t n = 0;
+    int present, rc = proto_block(m, "channels", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
+    if (rc || !present || !(r->channels = proto_alloc(n, sizeof(c2_channel_summary), path, &rc, err))) {
+        return rc;
+    }
+    r->nchannels = (uint32_t)n;
+    const size_t st = sizeof(c2_channel_summary);
+    c2_channel_summary *s = r->channels;
+    if ((rc = c2p_get_bin32(&b, "channel", 1, n, 1, &s->channel, st, err)) ||
+        (rc = c2p_get_bin32(&b, "count", 1, n, 1, &s->count, st, err)) ||
+        (rc = c2p_get_bin32(&b, "first_time", 1, n, 1, &s->first_time, st, err)) ||
+        (rc = c2p_get_bin32(&b, "charge", 1, n, 1, &s->charge, st, err))) {
+        return rc;
+    }
+    return c2p_map_done(&b, err);
+}
+
+static int proto_counters(c2p_map *m, c2p_result *out, c2p_err *err)
+{
+    c2p_map c, t;
+    uint64_t photons = 0, reemit = 0, maxsteps = 0, nan = 0;
+    int rc = c2p_map_open(&c, c2p_map_get(m, "counters"), "result.counters", err);
+    if (rc || (rc = c2p_get_u64(&c, "photons", 1, 0, UINT32_MAX, &photons, err)) ||
+        (rc = c2p_get_u64(&c, "steps", 1, 0, UINT64_MAX, &out->r.steps, err)) ||
+        (rc = c2p_get_u64(&c, "reemissions", 1, 0, UINT32_MAX, &reemit, err)) ||
+        (rc = c2p_get_u64(&c, "max_steps", 1, 0, UINT32_MAX, &maxsteps, err)) ||
+        (rc = c2p_get_u64(&c, "nan", 1, 0, UINT32_MAX, &nan, err)) || (rc = c2p_map_done(&c, err)) ||
+        (rc = c2p_map_open(&t, c2p_map_get(m, "timing"), "result.timing", err)) ||
+        (rc = c2p_get_f64(&t, "queued_ms", 1, 0, 1e30, &out->queued_ms, err)) ||
+        (rc = c2p_get_f64(&t, "run_ms", 1, 0, 1e30, &out->run_ms, err)) || (rc = c2p_map_done(&t, err))) {
+        return rc;
+    }
+    out->r.ntotal = (uint32_t)photons;
+    out->r.nreemit = (uint32_t)reemit;
+    out->r.nmaxsteps = (uint32_t)maxsteps;
+    out->r.nnan = (uint32_t)nan;
+    return 0;
+}
+
+int c2p_decode_result(const c2p_msg *msg, c2p_result *out, c2p_err *err)
+{
+    memset(out, 0, sizeof *out);
+    c2p_map m;
+    int rc = c2p_map_open(&m, msg->root, "result", err);
+    c2p_map_get(&m, "v");
+    c2p_map_get(&m, "id");
+    c2p_map_get(&m, "type");
+    c2p_map_get(&m, "ok");
+    if (rc || (rc = c2p_get_u64(&m, "ticket", 1, 0, UINT64_MAX, &out->ticket, err)) ||
+        (rc = c2p_get_u64(&m, "event_id", 1, 0, UINT64_MAX, &out->event_id, err)) ||
+        (rc = proto_hits(&m, &out->r, err)) || (rc = proto_end_states(&m, &out->r, err)) ||
+        (rc = proto_channels(&m, &out->r, err)) || (rc = proto_counters(&m, out, err)) ||
+        (rc = c2p_map_done(&m, err))) {
+        c2p_result_free(out);
+        return rc;
+    }
+    return 0;
+}
+
+void c2p_result_free(c2p_result *res) { c2_event_result_free(&res->r); }
