@@ -28,6 +28,7 @@ NVCCFLAGS += -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall -MMD -MP
 ENGINE_SRC := kernels/errors.c kernels/geometry/geometry.c kernels/geometry/bvh.c kernels/geometry/mesh.c \
               kernels/geometry/detector.c kernels/cpu/engine.c
 PROTO_SRC  := proto/scan.c proto/decode.c proto/encode.c
+DAEMON_SRC := daemon/main.c daemon/server.c daemon/scheduler.c daemon/backend_cpu.c daemon/log.c
 TEST_SRC   := tests/runner.c tests/test_rng.c tests/test_interact.c tests/test_geometry.c \
               tests/test_transport.c tests/test_engine.c tests/test_proto.c tests/util.c
 
@@ -35,6 +36,7 @@ CUDA_SRC   := kernels/cuda/loop.cu
 
 ENGINE_LIB := $(BUILD)/lib/libchroma2-engine.a
 PROTO_LIB  := $(BUILD)/lib/libchroma2-proto.a
+DAEMON_BIN := $(BUILD)/bin/chroma2d
 TEST_BIN   := $(BUILD)/bin/c2-tests
 BENCH_BIN  := $(BUILD)/bin/bench-cpu
 CUDA_LIB   := $(BUILD)/lib/libchroma2-cuda.a
@@ -45,8 +47,8 @@ CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 .PHONY: all test test-gpu bench-cpu bench-gpu fuzz clean
-all: $(ENGINE_LIB) $(PROTO_LIB) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)
-	@echo "built: $(ENGINE_LIB) $(PROTO_LIB) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
+all: $(ENGINE_LIB) $(PROTO_LIB) $(DAEMON_BIN) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)
+	@echo "built: $(ENGINE_LIB) $(PROTO_LIB) $(DAEMON_BIN) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -59,6 +61,13 @@ $(ENGINE_LIB): $(call obj,$(ENGINE_SRC))
 $(PROTO_LIB): $(call obj,$(PROTO_SRC))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
+
+# the daemon's sources need GNU extensions (getopt_long, flock, SOCK_CLOEXEC)
+$(BUILD)/obj/daemon/%.o: CPPFLAGS += -D_GNU_SOURCE
+
+$(DAEMON_BIN): $(call obj,$(DAEMON_SRC)) $(PROTO_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -luv -lmsgpackc
 
 $(TEST_BIN): $(call obj,$(TEST_SRC)) $(PROTO_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)

@@ -1,0 +1,144 @@
+/*
+ * daemon.h: the parts of chroma2d and how they meet (c2d_ names, internal).
+ *
+ *   main.c       options, the single-instance lock, the libuv control loop
+ *                (signals, timers), sd_notify, start and shutdown
+ *   server.c     the NNG REP socket: a pool of contexts, each a small state
+ *                machine (receive, handle, reply); requests other than
+ *                submit_event are answered on the spot
+ *   scheduler.c  accepted events: a bounded priority queue, admission
+ *                control, cancellation, deadlines, the backend thread that
+ *                merges queued events into batches, statistics
+ *   backend_cpu.c  the CPU engine behind the backend interface
+ *   log.c        levelled logging to stderr
+ *
+ * Threads: NNG's own threads run the context callbacks (server.c); one
+ * backend thread per backend runs batches and sends results; the main
+ * thread runs the libuv loop. The scheduler's state is behind one mutex.
+ */
+#ifndef C2D_DAEMON_H
+#define C2D_DAEMON_H
+
+#include <nng/nng.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "../proto/proto.h"
+#include "chroma2/engine.h"
+
+#define C2D_VERSION "0.1.0"
+#define C2D_DEFAULT_URL "ipc:///run/chroma2/chroma2d.sock"
+#define C2D_MAX_LISTEN 8
+
+typedef struct c2d_config {
+    const char *listen[C2D_MAX_LISTEN];
+    int nlisten;
+    const char *backend;        /* "cpu", "cuda" or "auto" */
+    uint32_t threads;           /* engine threads, 0 = all cores */
+    uint32_t max_queued;        /* events accepted but not finished */
+    uint32_t max_per_client;    /* of those, from one connection */
+    uint64_t max_message_bytes; /* NNG_OPT_RECVMAXSZ */
+    uint64_t max_photons;       /* per event */
+    uint64_t batch_photons;     /* a batch grows until it holds this many */
+    uint64_t pool_bytes;        /* memory all accepted events may hold */
+    uint32_t socket_mode;       /* ipc socket permissions */
+    double drain_timeout_s;
+    int log_level;              /* C2D_LOG_* */
+    int trace;                  /* per-event lifecycle lines */
+} c2d_config;
+
+/* ---- logging ---- */
+enum { C2D_LOG_ERROR, C2D_LOG_WARN, C2D_LOG_INFO, C2D_LOG_DEBUG };
+extern int c2d_log_level;
+void c2d_log_write(int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Checks the level before formatting anything. */
+#define c2d_log(level, ...)                 \
+    do {                                    \
+        if ((level) <= c2d_log_level) {     \
+            c2d_log_write(level, __VA_ARGS__); \
+        }                                   \
+    } while (0)
+
+/* ---- backends ---- */
+typedef struct c2d_backend {
+    const char *name;
+    char device[128]; /* for hello: "cpu: 16 threads" */
+    /* Runs a batch to completion on the calling (backend) thread. */
+    int (*run)(struct c2d_backend *b, const c2_geometry *g, const c2_event *ev, uint32_t n, c2_event_result *res,
+               c2_error *err);
+    uint32_t threads;
+} c2d_backend;
+
+int c2d_backend_cpu_init(c2d_backend *b, uint32_t threads);
+
+/* ---- geometries ---- */
+typedef struct c2d_geometry {
+    char name[C2P_NAME_MAX + 1];
+    c2_geometry *g;
+    int builtin;
+} c2d_geometry;
+
+/* ---- the scheduler ---- */
+struct c2d_work;
+typedef struct c2d_sched c2d_sched;
+
+typedef struct c2d_counts {
+    uint64_t accepted, completed, failed, cancelled, expired, rejected_busy;
+    uint64_t photons, queued, running;
+    double photons_per_s, ns_per_photon, busy;
+    uint64_t pool_bytes, pool_limit;
+    int draining;
+} c2d_counts;
+
+c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend, c2d_geometry *geoms, uint32_t ngeoms);
+/* Takes an event decoded from work's request (ownership of ev moves in on
+ * success; on error ev is the caller's). Returns 0 or a C2P_* code with a
+ * message: BUSY, SHUTTING_DOWN, NOT_FOUND, DIGEST_MISMATCH, BAD_REQUEST. */
+int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, uint64_t req_id, c2p_event *ev,
+                     uint64_t *ticket, c2p_err *err);
+/* Cancels by ticket, or by (pipe, request id) when ticket is 0. Returns 1
+ * if an unfinished event was cancelled. */
+int c2d_sched_cancel(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t req_id);
+/* Cancels everything of a connection that went away. */
+void c2d_sched_pipe_closed(c2d_sched *s, uint32_t pipe);
+void c2d_sched_drain(c2d_sched *s);           /* no new events from now on */
+int c2d_sched_idle(c2d_sched *s);              /* nothing queued or running */
+void c2d_sched_counts(c2d_sched *s, c2d_counts *c);
+/* Expires queued events past their deadline; called by a loop timer. */
+void c2d_sched_tick(c2d_sched *s);
+/* Packs the events list (queued and running) as the value of "events". */
+void c2d_sched_pack_events(c2d_sched *s, msgpack_packer *pk);
+const c2d_geometry *c2d_sched_geometries(c2d_sched *s, uint32_t *n);
+/* Stops the backend thread after its batch and fails what is still queued
+ * (SHUTTING_DOWN); the server must still be up to carry those replies. */
+void c2d_sched_stop(c2d_sched *s);
+/* Frees a stopped scheduler, once the server is stopped too. */
+void c2d_sched_free(c2d_sched *s);
+
+/* ---- the server ---- */
+typedef struct c2d_server c2d_server;
+struct uv_loop_s;
+
+c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backend *backend,
+                             struct uv_loop_s *loop, c2_error *err);
+/* Replies to a work item's request with msg (ownership moves to NNG) and
+ * re-arms it; from any thread. */
+void c2d_work_reply(struct c2d_work *w, nng_msg *msg);
+/* Builds an error reply for a work item's request. */
+nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message);
+/* A packer that appends to msg. */
+void c2d_packer_init(msgpack_packer *pk, nng_msg *msg);
+int c2d_server_shutdown_requested(c2d_server *srv);
+/* Checks each listener still accepts (nng 1.5.2 issue #1518) and re-creates
+ * one that stopped. Called by a loop timer. */
+void c2d_server_check_listeners(c2d_server *srv);
+/* Stop order: c2d_server_close_listeners, c2d_sched_stop, c2d_server_stop
+ * (closes the socket, waits for callbacks), c2d_sched_free. */
+void c2d_server_close_listeners(c2d_server *srv);
+void c2d_server_stop(c2d_server *srv);
+
+#endif

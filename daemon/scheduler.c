@@ -1,0 +1,547 @@
+/*
+ * scheduler.c: accepted events, from admission to their reply.
+ *
+ * Events wait in a binary heap ordered by priority, then arrival. The
+ * backend thread pops the head and keeps popping while the next event uses
+ * the same geometry and the batch stays under batch_photons, so small
+ * events from many clients run as one large batch; it runs the batch
+ * without the lock, then replies to each event. Admission control refuses
+ * with BUSY when the queue, a client's share of it, or the memory pool is
+ * full. Cancellation (explicit, or the client went away) and deadlines
+ * remove queued events at once; a running batch is not interrupted, its
+ * cancelled or late events get their error when it ends.
+ *
+ * Ownership: a sched_event owns its decoded arrays and holds its work
+ * item until the reply is sent; everything here is behind s->mu, except a
+ * batch's events while the backend thread runs them (state RUNNING, only
+ * the cancelled flag may change, under the lock).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+
+enum { EV_QUEUED, EV_RUNNING };
+
+typedef struct sched_event {
+    uint64_t ticket, seq, req_id;
+    uint32_t pipe;
+    struct c2d_work *work;
+    c2p_event ev;
+    const c2d_geometry *geom;
+    uint64_t photons, bytes;
+    double t_accept, deadline; /* monotonic seconds; deadline 0: none */
+    int state, cancelled;
+} sched_event;
+
+struct c2d_sched {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const c2d_config *cfg;
+    c2d_backend *backend;
+    c2d_geometry *geoms;
+    uint32_t ngeoms;
+    sched_event **heap;
+    uint32_t nheap;
+    sched_event **running;
+    uint32_t nrunning;
+    uint64_t next_ticket, next_seq, pool_bytes;
+    int draining, stopping;
+    c2d_counts counts;
+    uint64_t window_photons;
+    double window_busy, window_start;
+    pthread_t thread;
+};
+
+static double sched_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- the heap: higher priority first, then earlier arrival ---- */
+
+static int sched_before(const sched_event *a, const sched_event *b)
+{
+    return a->ev.priority != b->ev.priority ? a->ev.priority > b->ev.priority : a->seq < b->seq;
+}
+
+static void sched_swap(c2d_sched *s, uint32_t i, uint32_t j)
+{
+    sched_event *t = s->heap[i];
+    s->heap[i] = s->heap[j];
+    s->heap[j] = t;
+}
+
+static void sched_sift(c2d_sched *s, uint32_t i)
+{
+    while (i > 0 && sched_before(s->heap[i], s->heap[(i - 1) / 2])) { /* up */
+        sched_swap(s, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) { /* down */
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < s->nheap && sched_before(s->heap[l], s->heap[m])) {
+            m = l;
+        }
+        if (r < s->nheap && sched_before(s->heap[r], s->heap[m])) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        sched_swap(s, i, m);
+        i = m;
+    }
+}
+
+static sched_event *sched_remove(c2d_sched *s, uint32_t i)
+{
+    sched_event *e = s->heap[i];
+    s->heap[i] = s->heap[--s->nheap];
+    if (i < s->nheap) {
+        sched_sift(s, i);
+    }
+    return e;
+}
+
+/* ---- replies ---- */
+
+/* Sends an error for e and frees it; no lock held. */
+static void sched_fail(sched_event *e, int code, const char *msg)
+{
+    if (e->work) {
+        c2d_work_reply(e->work, c2d_error_msg(e->req_id, C2P_T_SUBMIT_EVENT, code, msg));
+    }
+    c2p_event_free(&e->ev);
+    free(e);
+}
+
+/* Takes e out of the pool's accounting; under the lock. */
+static void sched_release(c2d_sched *s, sched_event *e) { s->pool_bytes -= e->bytes; }
+
+static void sched_trace(const c2d_sched *s, const sched_event *e, const char *what)
+{
+    if (s->cfg->trace) {
+        c2d_log(C2D_LOG_INFO, "trace ticket=%llu event_id=%llu seed=%llu photons=%llu %s",
+                (unsigned long long)e->ticket, (unsigned long long)e->ev.event_id, (unsigned long long)e->ev.seed,
+                (unsigned long long)e->photons, what);
+    }
+}
+
+/* ---- admission ---- */
+
+int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, uint64_t req_id, c2p_event *ev,
+                     uint64_t *ticket, c2p_err *err)
+{
+    const c2d_geometry *geom = NULL;
+    for (uint32_t i = 0; i < s->ngeoms; i++) {
+        if (strcmp(s->geoms[i].name, ev->geometry) == 0) {
+            geom = &s->geoms[i];
+        }
+    }
+    if (!geom) {
+        return c2p_fail(err, C2P_NOT_FOUND, "geometry '%s' is not loaded", ev->geometry);
+    }
+    if (ev->nspectra && ev->spectra_nwl != c2_geometry_nwl(geom->g)) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "spectra have %u values each, geometry '%s' has a grid of %u",
+                        ev->spectra_nwl, geom->name, c2_geometry_nwl(geom->g));
+    }
+    c2_event view = c2p_event_view(ev);
+    c2_error ce = {0};
+    if (c2_event_validate(geom->g, &view, &ce)) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "submit_event: %s", ce.msg);
+    }
+    uint64_t photons = ev->nphotons;
+    for (uint32_t i = 0; i < ev->nsources; i++) {
+        photons += ev->sources[i].nphotons;
+    }
+    /* what the event holds now, plus its end states if asked for */
+    uint64_t bytes = (uint64_t)ev->nphotons * sizeof(c2_photon) + (uint64_t)ev->nsources * sizeof(c2_source) +
+                     (uint64_t)ev->nspectra * ev->spectra_nwl * sizeof(float) +
+                     ((ev->want & C2_RETURN_PHOTONS) ? photons * sizeof(c2_photon) : 0);
+    sched_event *e = calloc(1, sizeof *e);
+    if (!e) {
+        return c2p_fail(err, C2P_BUSY, "out of memory");
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    uint32_t mine = 0;
+    for (uint32_t i = 0; i < s->nheap; i++) {
+        mine += s->heap[i]->pipe == pipe;
+    }
+    for (uint32_t i = 0; i < s->nrunning; i++) {
+        mine += s->running[i]->pipe == pipe;
+    }
+    if (s->draining) {
+        rc = c2p_fail(err, C2P_SHUTTING_DOWN, "the daemon is draining and takes no new events");
+    } else if (s->nheap >= s->cfg->max_queued) {
+        rc = c2p_fail(err, C2P_BUSY, "queue full (%u events waiting)", s->nheap);
+    } else if (mine >= s->cfg->max_per_client) {
+        rc = c2p_fail(err, C2P_BUSY, "this connection has %u events in flight (limit %u)", mine,
+                      s->cfg->max_per_client);
+    } else if (s->pool_bytes + bytes > s->cfg->pool_bytes) {
+        rc = bytes > s->cfg->pool_bytes
+                 ? c2p_fail(err, C2P_TOO_LARGE, "event needs %llu bytes, more than the pool's %llu",
+                            (unsigned long long)bytes, (unsigned long long)s->cfg->pool_bytes)
+                 : c2p_fail(err, C2P_BUSY, "memory pool full (%llu of %llu bytes held)",
+                            (unsigned long long)s->pool_bytes, (unsigned long long)s->cfg->pool_bytes);
+    }
+    if (rc) {
+        s->counts.rejected_busy += rc == C2P_BUSY;
+        pthread_mutex_unlock(&s->mu);
+        free(e);
+        return rc;
+    }
+    e->ticket = ++s->next_ticket;
+    e->seq = ++s->next_seq;
+    e->req_id = req_id;
+    e->pipe = pipe;
+    e->work = work;
+    e->ev = *ev;
+    memset(ev, 0, sizeof *ev); /* the arrays are the scheduler's now */
+    e->geom = geom;
+    e->photons = photons;
+    e->bytes = bytes;
+    e->t_accept = sched_now();
+    e->deadline = e->ev.deadline_ms ? e->t_accept + 1e-3 * e->ev.deadline_ms : 0.0;
+    e->state = EV_QUEUED;
+    s->pool_bytes += bytes;
+    s->heap[s->nheap++] = e;
+    sched_sift(s, s->nheap - 1);
+    s->counts.accepted++;
+    *ticket = e->ticket;
+    sched_trace(s, e, "accepted");
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* ---- cancellation and deadlines ---- */
+
+/* Removes queued events matching (ticket) or (pipe, req_id or any) into out;
+ * marks running ones cancelled. Under the lock. Returns how many matched. */
+static uint32_t sched_take(c2d_sched *s, uint64_t ticket, uint32_t pipe, int any_req, uint64_t req_id,
+                           sched_event **out, uint32_t *nout)
+{
+    uint32_t hits = 0;
+#define SCHED_MATCH(e) \
+    (ticket ? (e)->ticket == ticket : ((e)->pipe == pipe && (any_req || (e)->req_id == req_id)))
+    for (uint32_t i = 0; i < s->nrunning; i++) {
+        if (SCHED_MATCH(s->running[i]) && !s->running[i]->cancelled) {
+            s->running[i]->cancelled = 1;
+            hits++;
+        }
+    }
+    for (uint32_t i = s->nheap; i-- > 0;) {
+        if (SCHED_MATCH(s->heap[i])) {
+            sched_event *e = sched_remove(s, i);
+            sched_release(s, e);
+            out[(*nout)++] = e;
+            hits++;
+        }
+    }
+#undef SCHED_MATCH
+    s->counts.cancelled += hits;
+    return hits;
+}
+
+static void sched_cancel_where(c2d_sched *s, uint64_t ticket, uint32_t pipe, int any_req, uint64_t req_id,
+                               uint32_t *hits)
+{
+    pthread_mutex_lock(&s->mu);
+    sched_event **out = malloc((s->nheap + 1) * sizeof *out);
+    uint32_t nout = 0;
+    *hits = out ? sched_take(s, ticket, pipe, any_req, req_id, out, &nout) : 0;
+    pthread_mutex_unlock(&s->mu);
+    for (uint32_t i = 0; i < nout; i++) {
+        sched_trace(s, out[i], "cancelled");
+        sched_fail(out[i], C2P_CANCELLED, "event cancelled");
+    }
+    free(out);
+}
+
+int c2d_sched_cancel(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t req_id)
+{
+    uint32_t hits;
+    sched_cancel_where(s, ticket, pipe, 0, req_id, &hits);
+    return hits > 0;
+}
+
+void c2d_sched_pipe_closed(c2d_sched *s, uint32_t pipe)
+{
+    uint32_t hits;
+    sched_cancel_where(s, 0, pipe, 1, 0, &hits);
+    if (hits) {
+        c2d_log(C2D_LOG_INFO, "connection %u closed: %u of its events cancelled", pipe, hits);
+    }
+}
+
+void c2d_sched_tick(c2d_sched *s)
+{
+    double now = sched_now();
+    pthread_mutex_lock(&s->mu);
+    sched_event **out = malloc((s->nheap + 1) * sizeof *out);
+    uint32_t nout = 0;
+    for (uint32_t i = s->nheap; out && i-- > 0;) {
+        if (s->heap[i]->deadline > 0.0 && now > s->heap[i]->deadline) {
+            sched_event *e = sched_remove(s, i);
+            sched_release(s, e);
+            out[nout++] = e;
+        }
+    }
+    s->counts.expired += nout;
+    double dt = now - s->window_start;
+    if (dt >= 1.0) { /* the stats window */
+        s->counts.photons_per_s = (double)s->window_photons / dt;
+        s->counts.ns_per_photon = s->window_photons ? 1e9 * s->window_busy / (double)s->window_photons : 0.0;
+        s->counts.busy = fmin(1.0, s->window_busy / dt);
+        s->window_photons = 0;
+        s->window_busy = 0.0;
+        s->window_start = now;
+    }
+    pthread_mutex_unlock(&s->mu);
+    for (uint32_t i = 0; i < nout; i++) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "deadline of %u ms passed while queued", out[i]->ev.deadline_ms);
+        sched_fail(out[i], C2P_DEADLINE, msg);
+    }
+    free(out);
+}
+
+/* ---- the backend thread ---- */
+
+static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
+{
+    c2_event *ev = calloc(n, sizeof *ev);
+    c2_event_result *res = calloc(n, sizeof *res);
+    c2_error err = {0};
+    double t0 = sched_now();
+    int rc = ev && res ? 0 : C2_ENOMEM;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        ev[i] = c2p_event_view(&batch[i]->ev);
+        sched_trace(s, batch[i], "started");
+    }
+    if (!rc) {
+        rc = s->backend->run(s->backend, batch[0]->geom->g, ev, n, res, &err);
+    }
+    double t1 = sched_now();
+    uint64_t photons = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        photons += batch[i]->photons;
+    }
+    /* the batch leaves the running list and the pool before any reply, so
+     * nothing here points at an event once it is freed; after this no other
+     * thread can reach the batch, so its cancelled flags are stable */
+    pthread_mutex_lock(&s->mu);
+    s->window_busy += t1 - t0;
+    s->window_photons += rc ? 0 : photons;
+    s->counts.photons += rc ? 0 : photons;
+    for (uint32_t i = 0; i < n; i++) {
+        sched_release(s, batch[i]);
+    }
+    s->nrunning = 0;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t done = 0, failed = 0, expired = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        sched_event *e = batch[i];
+        if (rc) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "backend %s failed: %.200s", s->backend->name, err.msg);
+            c2d_log(C2D_LOG_ERROR, "ticket %llu: %s", (unsigned long long)e->ticket, msg);
+            failed++;
+            sched_fail(e, C2P_BACKEND, msg);
+        } else if (e->cancelled) {
+            sched_trace(s, e, "cancelled while running");
+            sched_fail(e, C2P_CANCELLED, "event cancelled");
+        } else if (e->deadline > 0.0 && t1 > e->deadline) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "deadline of %u ms passed while running", e->ev.deadline_ms);
+            expired++;
+            sched_fail(e, C2P_DEADLINE, msg);
+        } else {
+            nng_msg *m = NULL;
+            if (nng_msg_alloc(&m, 0) == 0) {
+                msgpack_packer pk;
+                c2d_packer_init(&pk, m);
+                c2p_pack_result(&pk, e->req_id, e->ticket, e->ev.event_id, &res[i], e->ev.want,
+                                1e3 * (t0 - e->t_accept), 1e3 * (t1 - t0));
+                sched_trace(s, e, "finished");
+                c2d_work_reply(e->work, m);
+                done++;
+            } else {
+                failed++;
+                c2d_work_reply(e->work, c2d_error_msg(e->req_id, C2P_T_SUBMIT_EVENT, C2P_INTERNAL, "out of memory"));
+            }
+            c2p_event_free(&e->ev);
+            free(e);
+        }
+        if (res) {
+            c2_event_result_free(&res[i]);
+        }
+    }
+    free(ev);
+    free(res);
+    pthread_mutex_lock(&s->mu);
+    s->counts.completed += done;
+    s->counts.failed += failed;
+    s->counts.expired += expired;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *sched_main(void *arg)
+{
+    c2d_sched *s = arg;
+    sched_event **batch = calloc(s->cfg->max_queued, sizeof *batch);
+    pthread_mutex_lock(&s->mu);
+    while (batch && !s->stopping) {
+        if (s->nheap == 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        /* the head, then whatever follows on the same geometry while the
+         * batch has room: many small events become one large batch */
+        uint32_t n = 0;
+        uint64_t photons = 0;
+        const c2d_geometry *geom = s->heap[0]->geom;
+        while (s->nheap && s->heap[0]->geom == geom &&
+               (n == 0 || photons + s->heap[0]->photons <= s->cfg->batch_photons)) {
+            sched_event *e = sched_remove(s, 0);
+            photons += e->photons;
+            e->state = EV_RUNNING;
+            batch[n++] = e;
+            s->running[s->nrunning++] = e;
+        }
+        pthread_mutex_unlock(&s->mu);
+        sched_run_batch(s, batch, n);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(batch);
+    return NULL;
+}
+
+/* ---- life and queries ---- */
+
+c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend, c2d_geometry *geoms, uint32_t ngeoms)
+{
+    c2d_sched *s = calloc(1, sizeof *s);
+    if (!s) {
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->backend = backend;
+    s->geoms = geoms;
+    s->ngeoms = ngeoms;
+    s->heap = calloc(cfg->max_queued, sizeof *s->heap);
+    s->running = calloc(cfg->max_queued, sizeof *s->running);
+    s->window_start = sched_now();
+    s->counts.pool_limit = cfg->pool_bytes;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (!s->heap || !s->running || pthread_create(&s->thread, NULL, sched_main, s)) {
+        free(s->heap);
+        free(s->running);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void c2d_sched_drain(c2d_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->draining = 1;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int c2d_sched_idle(c2d_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int idle = s->nheap == 0 && s->nrunning == 0;
+    pthread_mutex_unlock(&s->mu);
+    return idle;
+}
+
+void c2d_sched_counts(c2d_sched *s, c2d_counts *c)
+{
+    pthread_mutex_lock(&s->mu);
+    *c = s->counts;
+    c->queued = s->nheap;
+    c->running = s->nrunning;
+    c->pool_bytes = s->pool_bytes;
+    c->draining = s->draining;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void sched_pack_one(msgpack_packer *pk, const sched_event *e, double now)
+{
+    char peer[32];
+    snprintf(peer, sizeof peer, "connection %u", e->pipe);
+    msgpack_pack_map(pk, 8);
+    c2p_pack_kv_u64(pk, "ticket", e->ticket);
+    c2p_pack_kv_u64(pk, "event_id", e->ev.event_id);
+    c2p_pack_kv_str(pk, "geometry", e->geom->name);
+    c2p_pack_kv_u64(pk, "photons", e->photons);
+    c2p_pack_kv_str(pk, "state", e->state == EV_RUNNING ? "running" : "queued");
+    c2p_pack_kv_i64(pk, "priority", e->ev.priority);
+    c2p_pack_kv_f64(pk, "age_ms", 1e3 * (now - e->t_accept));
+    c2p_pack_kv_str(pk, "peer", peer);
+}
+
+void c2d_sched_pack_events(c2d_sched *s, msgpack_packer *pk)
+{
+    double now = sched_now();
+    pthread_mutex_lock(&s->mu);
+    msgpack_pack_array(pk, s->nrunning + s->nheap);
+    for (uint32_t i = 0; i < s->nrunning; i++) {
+        sched_pack_one(pk, s->running[i], now);
+    }
+    for (uint32_t i = 0; i < s->nheap; i++) {
+        sched_pack_one(pk, s->heap[i], now);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+const c2d_geometry *c2d_sched_geometries(c2d_sched *s, uint32_t *n)
+{
+    *n = s->ngeoms;
+    return s->geoms;
+}
+
+void c2d_sched_stop(c2d_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->draining = 1; /* a submit racing with this is refused, never queued */
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL); /* finishes the batch it is running */
+    pthread_mutex_lock(&s->mu);
+    uint32_t n = s->nheap;
+    sched_event **left = s->heap;
+    s->heap = calloc(s->cfg->max_queued, sizeof *s->heap);
+    s->nheap = 0;
+    pthread_mutex_unlock(&s->mu);
+    for (uint32_t i = 0; i < n; i++) {
+        sched_fail(left[i], C2P_SHUTTING_DOWN, "the daemon stopped before this event ran");
+    }
+    free(left);
+}
+
+void c2d_sched_free(c2d_sched *s)
+{
+    if (!s) {
+        return;
+    }
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->heap);
+    free(s->running);
+    free(s);
+}

@@ -1,0 +1,634 @@
+/*
+ * server.c: the NNG side of chroma2d. A REP socket with a pool of contexts;
+ * each context is one work item, a flat state machine driven by its aio
+ * (after nng's demo/async/server.c):
+ *
+ *   RECV  a request arrived: parse it; answer at once (SEND), or hand a
+ *         submit_event to the scheduler (WAIT) which answers it later
+ *   WAIT  the scheduler owns the item until c2d_work_reply
+ *   SEND  the reply went out (or the peer is gone): receive again
+ *
+ * The pool size caps requests held at once; it is the scheduler's queue
+ * limit plus room for control requests, so a full queue still answers
+ * status and ping. Callbacks run on NNG's threads and never block.
+ *
+ * Connections that close are reported by nng_pipe_notify with the socket
+ * lock held, so the callback only queues the pipe id and wakes the libuv
+ * loop, which cancels that connection's events.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "daemon.h"
+
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#define SERVER_SPARE_CONTEXTS 64
+
+enum { W_RECV, W_WAIT, W_SEND };
+
+typedef struct c2d_work {
+    int state;
+    nng_aio *aio;
+    nng_ctx ctx;
+    struct c2d_server *srv;
+} c2d_work;
+
+typedef struct server_listener {
+    const char *url;
+    nng_listener l;
+    int up;
+} server_listener;
+
+struct c2d_server {
+    const c2d_config *cfg;
+    c2d_sched *sched;
+    c2d_backend *backend;
+    nng_socket sock;
+    server_listener listeners[C2D_MAX_LISTEN];
+    int nlisteners;
+    c2d_work *works;
+    uint32_t nworks;
+    uv_async_t closed_async; /* wakes the loop when connections closed */
+    pthread_mutex_t closed_mu;
+    uint32_t *closed;
+    uint32_t nclosed, capclosed;
+    int shutdown_requested;
+    double t_start;
+};
+
+static double server_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int server_write(void *data, const char *buf, size_t len)
+{
+    return nng_msg_append((nng_msg *)data, buf, len) == 0 ? 0 : -1;
+}
+
+void c2d_packer_init(msgpack_packer *pk, nng_msg *msg) { msgpack_packer_init(pk, msg, server_write); }
+
+nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message)
+{
+    nng_msg *m = NULL;
+    if (nng_msg_alloc(&m, 0) != 0) {
+        return NULL;
+    }
+    msgpack_packer pk;
+    c2d_packer_init(&pk, m);
+    c2p_pack_error(&pk, id, type, code, message);
+    return m;
+}
+
+void c2d_work_reply(c2d_work *w, nng_msg *msg)
+{
+    if (!msg) { /* no memory even for an error: drop it, keep serving */
+        w->state = W_RECV;
+        nng_ctx_recv(w->ctx, w->aio);
+        return;
+    }
+    w->state = W_SEND;
+    nng_aio_set_msg(w->aio, msg);
+    nng_ctx_send(w->ctx, w->aio);
+}
+
+/* ---- request handlers: each returns the reply, or NULL when the
+ * scheduler took the request ---- */
+
+static nng_msg *server_reply_begin(msgpack_packer *pk, const c2p_msg *req, uint32_t n)
+{
+    nng_msg *m = NULL;
+    if (nng_msg_alloc(&m, 0) != 0) {
+        return NULL;
+    }
+    c2d_packer_init(pk, m);
+    c2p_pack_reply_head(pk, req->id, req->type, n);
+    return m;
+}
+
+static void server_pack_geometry(msgpack_packer *pk, const c2d_geometry *g)
+{
+    msgpack_pack_map(pk, 5);
+    c2p_pack_kv_str(pk, "name", g->name);
+    c2p_pack_kv_u64(pk, "triangles", c2_geometry_ntriangles(g->g));
+    c2p_pack_kv_u64(pk, "channels", c2_geometry_nchannels(g->g));
+    c2p_pack_key(pk, "wavelengths");
+    msgpack_pack_map(pk, 3);
+    c2p_pack_kv_f64(pk, "min", c2_geometry_wl_min(g->g));
+    c2p_pack_kv_f64(pk, "step", c2_geometry_wl_step(g->g));
+    c2p_pack_kv_u64(pk, "n", c2_geometry_nwl(g->g));
+    c2p_pack_kv_bool(pk, "builtin", g->builtin);
+}
+
+static void server_pack_geometries(msgpack_packer *pk, c2d_server *srv)
+{
+    uint32_t n;
+    const c2d_geometry *g = c2d_sched_geometries(srv->sched, &n);
+    c2p_pack_key(pk, "geometries");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        server_pack_geometry(pk, &g[i]);
+    }
+}
+
+/* Requests without fields: refuse any key beyond the envelope. */
+static int server_no_fields(const c2p_msg *req, c2p_err *err)
+{
+    c2p_map m;
+    int rc = c2p_map_open(&m, req->root, c2p_type_name(req->type), err);
+    c2p_map_get(&m, "v");
+    c2p_map_get(&m, "id");
+    c2p_map_get(&m, "type");
+    return rc ? rc : c2p_map_done(&m, err);
+}
+
+static nng_msg *server_hello(c2d_server *srv, const c2p_msg *req, c2p_err *err)
+{
+    c2p_map m;
+    char client[128] = "";
+    int rc = c2p_map_open(&m, req->root, "hello", err);
+    c2p_map_get(&m, "v");
+    c2p_map_get(&m, "id");
+    c2p_map_get(&m, "type");
+    const msgpack_object *v = c2p_map_get(&m, "versions");
+    if (rc || (rc = c2p_get_str(&m, "client", 0, client, sizeof client, err)) || (rc = c2p_map_done(&m, err))) {
+        return NULL;
+    }
+    int common = 0;
+    for (uint32_t i = 0; v && v->type == MSGPACK_OBJECT_ARRAY && i < v->via.array.size; i++) {
+        const msgpack_object *x = &v->via.array.ptr[i];
+        common |= x->type == MSGPACK_OBJECT_POSITIVE_INTEGER && x->via.u64 == C2P_PROTOCOL_VERSION;
+    }
+    if (!v || v->type != MSGPACK_OBJECT_ARRAY) {
+        c2p_fail(err, C2P_BAD_REQUEST, "hello: 'versions' (an array of unsigned integers) is required");
+        return NULL;
+    }
+    if (!common) {
+        c2p_fail(err, C2P_VERSION, "no common protocol version: this daemon speaks %d", C2P_PROTOCOL_VERSION);
+        return NULL;
+    }
+    c2d_log(C2D_LOG_DEBUG, "hello from '%s'", client);
+    msgpack_packer pk;
+    nng_msg *out = server_reply_begin(&pk, req, 6);
+    if (!out) {
+        return NULL;
+    }
+    char server[64];
+    snprintf(server, sizeof server, "chroma2d %s", C2D_VERSION);
+    c2p_pack_kv_u64(&pk, "version", C2P_PROTOCOL_VERSION);
+    c2p_pack_kv_str(&pk, "server", server);
+    c2p_pack_kv_str(&pk, "backend", srv->backend->name);
+    c2p_pack_key(&pk, "devices");
+    msgpack_pack_array(&pk, 1);
+    c2p_pack_key(&pk, srv->backend->device);
+    c2p_pack_key(&pk, "limits");
+    msgpack_pack_map(&pk, 5);
+    c2p_pack_kv_u64(&pk, "max_message_bytes", srv->cfg->max_message_bytes);
+    c2p_pack_kv_u64(&pk, "max_photons_per_event", srv->cfg->max_photons);
+    c2p_pack_kv_u64(&pk, "max_events_queued", srv->cfg->max_queued);
+    c2p_pack_kv_u64(&pk, "max_events_per_client", srv->cfg->max_per_client);
+    c2p_pack_kv_u64(&pk, "max_geometry_bytes", srv->cfg->max_message_bytes);
+    server_pack_geometries(&pk, srv);
+    return out;
+}
+
+static nng_msg *server_status(c2d_server *srv, const c2p_msg *req)
+{
+    c2d_counts c;
+    c2d_sched_counts(srv->sched, &c);
+    uint32_t ngeoms;
+    c2d_sched_geometries(srv->sched, &ngeoms);
+    msgpack_packer pk;
+    nng_msg *out = server_reply_begin(&pk, req, 8);
+    if (!out) {
+        return NULL;
+    }
+    c2p_pack_kv_bool(&pk, "ready", !c.draining);
+    c2p_pack_kv_str(&pk, "state", c.draining ? "draining" : "serving");
+    c2p_pack_kv_str(&pk, "reason", c.draining ? "draining: accepted events finish, new ones are refused" : "");
+    c2p_pack_kv_f64(&pk, "uptime_s", server_now() - srv->t_start);
+    c2p_pack_kv_str(&pk, "backend", srv->backend->name);
+    c2p_pack_kv_u64(&pk, "queued", c.queued);
+    c2p_pack_kv_u64(&pk, "running", c.running);
+    c2p_pack_kv_u64(&pk, "geometries", ngeoms);
+    return out;
+}
+
+static uint64_t server_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &pages, &rss) != 2) {
+            rss = 0;
+        }
+        fclose(f);
+    }
+    return (uint64_t)rss * 4096u;
+}
+
+static nng_msg *server_stats(c2d_server *srv, const c2p_msg *req)
+{
+    c2d_counts c;
+    c2d_sched_counts(srv->sched, &c);
+    msgpack_packer pk;
+    nng_msg *out = server_reply_begin(&pk, req, 10);
+    if (!out) {
+        return NULL;
+    }
+    c2p_pack_key(&pk, "events");
+    msgpack_pack_map(&pk, 6);
+    c2p_pack_kv_u64(&pk, "accepted", c.accepted);
+    c2p_pack_kv_u64(&pk, "completed", c.completed);
+    c2p_pack_kv_u64(&pk, "failed", c.failed);
+    c2p_pack_kv_u64(&pk, "cancelled", c.cancelled);
+    c2p_pack_kv_u64(&pk, "expired", c.expired);
+    c2p_pack_kv_u64(&pk, "rejected_busy", c.rejected_busy);
+    c2p_pack_kv_u64(&pk, "photons", c.photons);
+    c2p_pack_kv_f64(&pk, "photons_per_s", c.photons_per_s);
+    c2p_pack_kv_f64(&pk, "ns_per_photon", c.ns_per_photon);
+    c2p_pack_kv_u64(&pk, "queued", c.queued);
+    c2p_pack_kv_u64(&pk, "running", c.running);
+    c2p_pack_kv_f64(&pk, "backend_busy", c.busy);
+    c2p_pack_kv_u64(&pk, "rss_bytes", server_rss_bytes());
+    c2p_pack_kv_u64(&pk, "pool_bytes", c.pool_bytes);
+    c2p_pack_kv_u64(&pk, "pool_limit_bytes", c.pool_limit);
+    return out;
+}
+
+static nng_msg *server_cancel(c2d_server *srv, const c2p_msg *req, uint32_t pipe, c2p_err *err)
+{
+    c2p_map m;
+    uint64_t ticket = 0, request = 0;
+    int rc = c2p_map_open(&m, req->root, "cancel", err);
+    c2p_map_get(&m, "v");
+    c2p_map_get(&m, "id");
+    c2p_map_get(&m, "type");
+    if (rc || (rc = c2p_get_u64(&m, "ticket", 0, 1, UINT64_MAX, &ticket, err)) ||
+        (rc = c2p_get_u64(&m, "request", 0, 0, UINT64_MAX, &request, err)) || (rc = c2p_map_done(&m, err))) {
+        return NULL;
+    }
+    if (!ticket && !c2p_map_get(&m, "request")) {
+        c2p_fail(err, C2P_BAD_REQUEST, "cancel: give 'ticket' or 'request'");
+        return NULL;
+    }
+    int cancelled = c2d_sched_cancel(srv->sched, ticket, pipe, request);
+    msgpack_packer pk;
+    nng_msg *out = server_reply_begin(&pk, req, 1);
+    if (out) {
+        c2p_pack_kv_bool(&pk, "cancelled", cancelled);
+    }
+    return out;
+}
+
+static nng_msg *server_shutdown(c2d_server *srv, const c2p_msg *req, c2p_err *err)
+{
+    c2p_map m;
+    uint64_t timeout = 0;
+    int rc = c2p_map_open(&m, req->root, "shutdown", err);
+    c2p_map_get(&m, "v");
+    c2p_map_get(&m, "id");
+    c2p_map_get(&m, "type");
+    if (rc || (rc = c2p_get_u64(&m, "timeout_ms", 0, 0, UINT32_MAX, &timeout, err)) ||
+        (rc = c2p_map_done(&m, err))) {
+        return NULL;
+    }
+    c2d_log(C2D_LOG_INFO, "shutdown requested by a client");
+    c2d_sched_drain(srv->sched);
+    srv->shutdown_requested = 1;
+    msgpack_packer pk;
+    return server_reply_begin(&pk, req, 0);
+}
+
+/* Handles one request. Returns the reply, or NULL when the scheduler took
+ * the request (or on failure, with err set). */
+static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, uint32_t pipe, int *taken,
+                              c2p_err *err)
+{
+    msgpack_packer pk;
+    nng_msg *out = NULL;
+    *taken = 0;
+    switch (req->type) {
+    case C2P_T_HELLO:
+        return server_hello(srv, req, err);
+    case C2P_T_CANCEL:
+        return server_cancel(srv, req, pipe, err);
+    case C2P_T_SHUTDOWN:
+        return server_shutdown(srv, req, err);
+    case C2P_T_SUBMIT_EVENT: {
+        c2p_event ev;
+        uint64_t ticket = 0;
+        if (c2p_decode_event(req, srv->cfg->max_photons, &ev, err)) {
+            return NULL;
+        }
+        /* WAIT before the scheduler sees it: its reply may come at once,
+         * from the backend thread */
+        w->state = W_WAIT;
+        if (c2d_sched_submit(srv->sched, w, pipe, req->id, &ev, &ticket, err)) {
+            w->state = W_RECV;
+            c2p_event_free(&ev);
+            return NULL;
+        }
+        *taken = 1;
+        return NULL;
+    }
+    case C2P_T_LOAD_GEOMETRY:
+    case C2P_T_UNLOAD_GEOMETRY:
+        c2p_fail(err, C2P_BAD_REQUEST, "%s is not available in chroma2d %s yet: only the built-in geometry is served",
+                 c2p_type_name(req->type), C2D_VERSION);
+        return NULL;
+    default:
+        break;
+    }
+    /* the rest take no fields */
+    if (server_no_fields(req, err)) {
+        return NULL;
+    }
+    switch (req->type) {
+    case C2P_T_PING:
+        if ((out = server_reply_begin(&pk, req, 1))) {
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            c2p_pack_kv_u64(&pk, "time_ns", (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec);
+        }
+        return out;
+    case C2P_T_STATUS:
+        return server_status(srv, req);
+    case C2P_T_STATS:
+        return server_stats(srv, req);
+    case C2P_T_LIST_GEOMETRIES:
+        if ((out = server_reply_begin(&pk, req, 1))) {
+            server_pack_geometries(&pk, srv);
+        }
+        return out;
+    case C2P_T_EVENTS:
+        if ((out = server_reply_begin(&pk, req, 1))) {
+            c2p_pack_key(&pk, "events");
+            c2d_sched_pack_events(srv->sched, &pk);
+        }
+        return out;
+    case C2P_T_DRAIN:
+        c2d_log(C2D_LOG_INFO, "drain requested by a client");
+        c2d_sched_drain(srv->sched);
+        return server_reply_begin(&pk, req, 0);
+    default:
+        c2p_fail(err, C2P_INTERNAL, "request type %d has no handler", req->type);
+        return NULL;
+    }
+}
+
+static void server_work_cb(void *arg)
+{
+    c2d_work *w = arg;
+    c2d_server *srv = w->srv;
+    int rv = nng_aio_result(w->aio);
+    switch (w->state) {
+    case W_RECV: {
+        if (rv != 0) {
+            if (rv != NNG_ECLOSED && rv != NNG_ECANCELED) {
+                nng_ctx_recv(w->ctx, w->aio); /* a transient error: keep serving */
+            }
+            return;
+        }
+        nng_msg *msg = nng_aio_get_msg(w->aio);
+        uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+        c2p_msg req;
+        c2p_err err = {0};
+        int taken = 0;
+        nng_msg *out = NULL;
+        if (c2p_parse_request(&req, nng_msg_body(msg), nng_msg_len(msg), &err) == 0) {
+            out = server_handle(srv, w, &req, pipe, &taken, &err);
+        }
+        if (!taken && !out) {
+            c2d_log(C2D_LOG_INFO, "connection %u request %llu (%s): %s: %s", pipe, (unsigned long long)req.id,
+                    c2p_type_name(req.type), c2p_error_name(err.code), err.msg);
+            out = c2d_error_msg(req.id, req.type, err.code ? err.code : C2P_INTERNAL, err.msg);
+        }
+        c2p_msg_free(&req);
+        nng_msg_free(msg);
+        if (!taken) { /* else the scheduler replies */
+            c2d_work_reply(w, out);
+        }
+        return;
+    }
+    case W_SEND:
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(w->aio)); /* not sent: still ours */
+            if (rv == NNG_ECLOSED) {
+                return;
+            }
+        }
+        w->state = W_RECV;
+        nng_ctx_recv(w->ctx, w->aio);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ---- connections ---- */
+
+static void server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    c2d_server *srv = arg;
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        uint64_t pid = 0, uid = 0;
+        if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
+            nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
+            c2d_log(C2D_LOG_INFO, "connection %d from pid %llu uid %llu", nng_pipe_id(p), (unsigned long long)pid,
+                    (unsigned long long)uid);
+        } else {
+            c2d_log(C2D_LOG_INFO, "connection %d", nng_pipe_id(p));
+        }
+        return;
+    }
+    /* NNG_PIPE_EV_REM_POST: the socket lock is held; queue it for the loop */
+    pthread_mutex_lock(&srv->closed_mu);
+    if (srv->nclosed == srv->capclosed) {
+        uint32_t cap = srv->capclosed ? 2 * srv->capclosed : 64;
+        uint32_t *q = realloc(srv->closed, cap * sizeof *q);
+        if (q) {
+            srv->closed = q;
+            srv->capclosed = cap;
+        }
+    }
+    if (srv->nclosed < srv->capclosed) {
+        srv->closed[srv->nclosed++] = (uint32_t)nng_pipe_id(p);
+    }
+    pthread_mutex_unlock(&srv->closed_mu);
+    uv_async_send(&srv->closed_async);
+}
+
+static void server_closed_cb(uv_async_t *a)
+{
+    c2d_server *srv = a->data;
+    for (;;) { /* uv_async_send calls coalesce: drain the whole queue */
+        pthread_mutex_lock(&srv->closed_mu);
+        uint32_t pipe = 0;
+        int have = srv->nclosed > 0;
+        if (have) {
+            pipe = srv->closed[--srv->nclosed];
+        }
+        pthread_mutex_unlock(&srv->closed_mu);
+        if (!have) {
+            return;
+        }
+        c2d_sched_pipe_closed(srv->sched, pipe);
+    }
+}
+
+/* ---- listeners ---- */
+
+static int server_listen(c2d_server *srv, server_listener *sl, c2_error *err)
+{
+    int rv = nng_listener_create(&sl->l, srv->sock, sl->url);
+    if (rv == 0) {
+        nng_listener_set_size(sl->l, NNG_OPT_RECVMAXSZ, (size_t)srv->cfg->max_message_bytes);
+        if (strncmp(sl->url, "ipc://", 6) == 0) {
+            nng_listener_set_int(sl->l, NNG_OPT_IPC_PERMISSIONS, (int)srv->cfg->socket_mode);
+        }
+        rv = nng_listener_start(sl->l, 0);
+        if (rv != 0) {
+            nng_listener_close(sl->l);
+        }
+    }
+    if (rv != 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot listen on %s: %s", sl->url, nng_strerror(rv));
+        err->code = C2_EIO;
+        return C2_EIO;
+    }
+    sl->up = 1;
+    c2d_log(C2D_LOG_INFO, "listening on %s", sl->url);
+    return 0;
+}
+
+/* One ping through a fresh REQ socket, 1 s to answer. */
+static int server_self_ping(const char *url)
+{
+    nng_socket s;
+    nng_msg *m = NULL;
+    int ok = 0;
+    if (nng_req0_open(&s) != 0) {
+        return 1; /* cannot tell: assume fine */
+    }
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 1000);
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 1000);
+    if (nng_dial(s, url, NULL, 0) == 0 && nng_msg_alloc(&m, 0) == 0) {
+        msgpack_packer pk;
+        c2d_packer_init(&pk, m);
+        c2p_pack_request_head(&pk, 1, C2P_T_PING, 0);
+        if (nng_sendmsg(s, m, 0) == 0) {
+            m = NULL;
+            ok = nng_recvmsg(s, &m, 0) == 0;
+        }
+    }
+    if (m) {
+        nng_msg_free(m);
+    }
+    nng_close(s);
+    return ok;
+}
+
+void c2d_server_check_listeners(c2d_server *srv)
+{
+    for (int i = 0; i < srv->nlisteners; i++) {
+        server_listener *sl = &srv->listeners[i];
+        if (server_self_ping(sl->url)) {
+            continue;
+        }
+        /* nng 1.5.2 #1518: a peer that closes before the handshake can stop
+         * a listener for good. Re-create it. */
+        c2d_log(C2D_LOG_WARN, "listener %s stopped answering: re-creating it", sl->url);
+        nng_listener_close(sl->l);
+        c2_error err = {0};
+        if (server_listen(srv, sl, &err)) {
+            c2d_log(C2D_LOG_ERROR, "%s", err.msg);
+        }
+    }
+}
+
+c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backend *backend, uv_loop_t *loop,
+                             c2_error *err)
+{
+    c2d_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return NULL;
+    }
+    srv->cfg = cfg;
+    srv->sched = sched;
+    srv->backend = backend;
+    srv->t_start = server_now();
+    pthread_mutex_init(&srv->closed_mu, NULL);
+    uv_async_init(loop, &srv->closed_async, server_closed_cb);
+    srv->closed_async.data = srv;
+    int rv = nng_rep0_open(&srv->sock);
+    if (rv != 0) {
+        snprintf(err->msg, sizeof err->msg, "cannot open the REP socket: %s", nng_strerror(rv));
+        return srv; /* c2d_server_stop cleans up; the caller checks err */
+    }
+    nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, server_pipe_cb, srv);
+    nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, server_pipe_cb, srv);
+    srv->nworks = cfg->max_queued + SERVER_SPARE_CONTEXTS;
+    srv->works = calloc(srv->nworks, sizeof *srv->works);
+    for (uint32_t i = 0; srv->works && i < srv->nworks; i++) {
+        c2d_work *w = &srv->works[i];
+        w->srv = srv;
+        if (nng_aio_alloc(&w->aio, server_work_cb, w) != 0 || nng_ctx_open(&w->ctx, srv->sock) != 0) {
+            snprintf(err->msg, sizeof err->msg, "cannot allocate %u contexts", srv->nworks);
+            srv->nworks = i + 1;
+            return srv;
+        }
+    }
+    for (int i = 0; i < cfg->nlisten; i++) {
+        srv->listeners[i].url = cfg->listen[i];
+        srv->nlisteners = i + 1;
+        if (server_listen(srv, &srv->listeners[i], err)) {
+            return srv;
+        }
+    }
+    for (uint32_t i = 0; i < srv->nworks; i++) {
+        srv->works[i].state = W_RECV;
+        nng_ctx_recv(srv->works[i].ctx, srv->works[i].aio);
+    }
+    return srv;
+}
+
+int c2d_server_shutdown_requested(c2d_server *srv) { return srv->shutdown_requested; }
+
+void c2d_server_close_listeners(c2d_server *srv)
+{
+    for (int i = 0; i < srv->nlisteners; i++) {
+        if (srv->listeners[i].up) {
+            nng_listener_close(srv->listeners[i].l);
+            srv->listeners[i].up = 0;
+        }
+    }
+}
+
+void c2d_server_stop(c2d_server *srv)
+{
+    if (!srv) {
+        return;
+    }
+    c2d_server_close_listeners(srv);
+    nng_close(srv->sock);
+    for (uint32_t i = 0; srv->works && i < srv->nworks; i++) {
+        if (srv->works[i].aio) {
+            nng_aio_stop(srv->works[i].aio);
+            nng_aio_free(srv->works[i].aio);
+        }
+    }
+    free(srv->works);
+    uv_close((uv_handle_t *)&srv->closed_async, NULL);
+    pthread_mutex_destroy(&srv->closed_mu);
+    free(srv->closed);
+    free(srv);
+}
