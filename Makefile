@@ -13,9 +13,13 @@ CC      ?= gcc
 NVCC    ?= nvcc
 BUILD   ?= build
 OPT     ?= -O2 -g
-CFLAGS  += $(OPT) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow -Wno-unused-function -pthread -MMD -MP
-CPPFLAGS += -Ikernels/include
+CFLAGS  += $(OPT) -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -Wall -Wextra -Wshadow -Wno-unused-function -pthread -MMD -MP
+CPPFLAGS += -Ikernels/include -Iclient/include
 LDLIBS  += -lm -pthread
+
+.DEFAULT_GOAL := all
+deps:
+	@tools/ensure-deps build
 
 # CUDA is optional: on when nvcc is on PATH unless CUDA=0.
 ifeq ($(origin CUDA),undefined)
@@ -28,15 +32,19 @@ NVCCFLAGS += -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall -MMD -MP
 ENGINE_SRC := kernels/errors.c kernels/geometry/geometry.c kernels/geometry/bvh.c kernels/geometry/mesh.c \
               kernels/geometry/detector.c kernels/cpu/engine.c
 PROTO_SRC  := proto/scan.c proto/decode.c proto/encode.c
+CLIENT_SRC := client/client.c
 DAEMON_SRC := daemon/main.c daemon/server.c daemon/scheduler.c daemon/backend_cpu.c daemon/log.c
 TEST_SRC   := tests/runner.c tests/test_rng.c tests/test_interact.c tests/test_geometry.c \
-              tests/test_transport.c tests/test_engine.c tests/test_proto.c tests/util.c
+              tests/test_transport.c tests/test_engine.c tests/test_proto.c tests/test_daemon.c tests/util.c
 
 CUDA_SRC   := kernels/cuda/loop.cu
 
 ENGINE_LIB := $(BUILD)/lib/libchroma2-engine.a
 PROTO_LIB  := $(BUILD)/lib/libchroma2-proto.a
 DAEMON_BIN := $(BUILD)/bin/chroma2d
+TEST_CLIENT := $(BUILD)/bin/c2-test-client
+CLIENT_LIB := $(BUILD)/lib/libchroma2-client.a
+CLIENT_SO  := $(BUILD)/lib/libchroma2-client.so
 TEST_BIN   := $(BUILD)/bin/c2-tests
 BENCH_BIN  := $(BUILD)/bin/bench-cpu
 CUDA_LIB   := $(BUILD)/lib/libchroma2-cuda.a
@@ -46,9 +54,10 @@ CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: all test test-gpu bench-cpu bench-gpu fuzz clean
-all: $(ENGINE_LIB) $(PROTO_LIB) $(DAEMON_BIN) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)
-	@echo "built: $(ENGINE_LIB) $(PROTO_LIB) $(DAEMON_BIN) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
+.PHONY: deps all test test-gpu bench-cpu bench-gpu fuzz clean
+all: deps $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(TEST_BIN) $(TEST_CLIENT) $(BENCH_BIN) \
+     $(CUDA_BINS)
+	@echo "built: $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -69,9 +78,23 @@ $(DAEMON_BIN): $(call obj,$(DAEMON_SRC)) $(PROTO_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -luv -lmsgpackc
 
-$(TEST_BIN): $(call obj,$(TEST_SRC)) $(PROTO_LIB) $(ENGINE_LIB)
+# libchroma2-client carries the codec and the engine's result helpers, so
+# its users link it alone (plus nng and msgpack-c).
+$(CLIENT_LIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC) $(ENGINE_SRC))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lmsgpackc
+	$(AR) rcs $@ $^
+
+$(CLIENT_SO): $(call obj,$(CLIENT_SRC) $(PROTO_SRC) $(ENGINE_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libchroma2-client.so.0 -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+
+$(TEST_BIN): $(call obj,$(TEST_SRC)) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+
+$(TEST_CLIENT): $(call obj,tests/test_client.c) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
 
 $(BENCH_BIN): $(call obj,tools/bench_cpu.c tests/util.c) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
@@ -118,9 +141,12 @@ fuzz: $(FUZZ_PROTO)
 test:
 	@tools/ensure-deps test
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT="$(SAN_FLAGS)" CUDA=0 $(BUILD)/san/bin/c2-tests
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT="$(SAN_FLAGS)" CUDA=0 $(BUILD)/san/bin/c2-tests \
+	    $(BUILD)/san/bin/chroma2d $(BUILD)/san/bin/c2-test-client
 	@$(MAKE) --no-print-directory $(FUZZ_PROTO)
-	@tests/run "plain:$(TEST_BIN)" "asan+ubsan:$(BUILD)/san/bin/c2-tests" \
+	@C2T_DAEMON=$(DAEMON_BIN) tests/run "plain:$(TEST_BIN)" \
+	    "asan+ubsan:env C2T_DAEMON=$(BUILD)/san/bin/chroma2d C2T_CLIENT=$(BUILD)/san/bin/c2-test-client \
+	    $(BUILD)/san/bin/c2-tests" \
 	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
 
 test-gpu: $(CUDA_TESTS)

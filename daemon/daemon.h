@@ -45,6 +45,7 @@ typedef struct c2d_config {
     double drain_timeout_s;
     int log_level;              /* C2D_LOG_* */
     int trace;                  /* per-event lifecycle lines */
+    uint32_t detector_pmts;     /* PMTs of the built-in detector */
 } c2d_config;
 
 /* ---- logging ---- */

@@ -83,6 +83,7 @@ static void main_usage(FILE *f)
                "  --drain-timeout S   seconds to finish accepted events on SIGTERM (default 60)\n"
                "  --log-level L       error, warn, info or debug (default info)\n"
                "  --trace             log each event's lifecycle\n"
+               "  --detector-pmts N   PMTs of the built-in detector (default 5000)\n"
                "  --help              this text\n",
             C2D_DEFAULT_URL);
 }
@@ -110,6 +111,7 @@ static void main_options(c2d_config *c, int argc, char **argv)
         {"pool-mb", required_argument, 0, 'm'},     {"socket-mode", required_argument, 0, 's'},
         {"drain-timeout", required_argument, 0, 'd'}, {"log-level", required_argument, 0, 'v'},
         {"trace", no_argument, 0, 'T'},             {"help", no_argument, 0, 'h'},
+        {"detector-pmts", required_argument, 0, 'P'},
         {0, 0, 0, 0}};
     memset(c, 0, sizeof *c);
     c->backend = "auto";
@@ -122,6 +124,7 @@ static void main_options(c2d_config *c, int argc, char **argv)
     c->socket_mode = 0660;
     c->drain_timeout_s = 60;
     c->log_level = C2D_LOG_INFO;
+    c->detector_pmts = 5000;
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -158,6 +161,7 @@ static void main_options(c2d_config *c, int argc, char **argv)
             }
             break;
         case 'T': c->trace = 1; break;
+        case 'P': c->detector_pmts = (uint32_t)main_uint("--detector-pmts", optarg, 1, 1000000, 10); break;
         case 'h': main_usage(stdout); exit(0);
         default: main_usage(stderr); exit(2);
         }
@@ -265,6 +269,7 @@ int main(int argc, char **argv)
 
     c2_detector_params p;
     c2_detector_params_default(&p);
+    p.npmts = m.cfg.detector_pmts;
     c2_build_stats st;
     c2_error err = {0};
     c2d_geometry geom = {.name = "default", .builtin = 1};
@@ -303,7 +308,10 @@ int main(int argc, char **argv)
     uv_timer_init(loop, &m.check);
     m.tick.data = m.check.data = &m;
     uv_timer_start(&m.tick, main_tick, 50, 50);
-    uint64_t check_ms = m.watchdog_usec ? m.watchdog_usec / 2000 : 5000;
+    /* the listener self-check doubles as the watchdog ping: every second,
+     * or twice per watchdog period when systemd asks for one */
+    uint64_t check_ms = m.watchdog_usec ? m.watchdog_usec / 2000 : 1000;
+    check_ms = check_ms < 1000 ? check_ms : 1000;
     uv_timer_start(&m.check, main_check, check_ms, check_ms);
     main_notify("READY=1\nSTATUS=serving");
     c2d_log(C2D_LOG_INFO, "ready");

@@ -32,7 +32,15 @@
     X(proto_result_round_trip)        \
     X(proto_error_reply)              \
     X(proto_rejects_hostile_input)    \
-    X(proto_every_truncation_and_corruption)
+    X(proto_every_truncation_and_corruption) \
+    X(daemon_hello_ping_status)       \
+    X(daemon_results_match_engine)    \
+    X(daemon_cancel_and_deadline)     \
+    X(daemon_busy_when_full)          \
+    X(daemon_hostile_messages)        \
+    X(daemon_raw_connect_close)       \
+    X(daemon_sigterm_drain)           \
+    X(daemon_client_killed)
 
 #define C2T_LIST_CUDA(X)               \
     X(cuda_matches_cpu_detector)       \

@@ -1,0 +1,467 @@
+/*
+ * client.c: libchroma2-client (chroma2/client.h).
+ *
+ * One REQ socket per client, dialled without blocking so NNG reconnects in
+ * the background with backoff (100 ms to 2 s). Each request is a c2_future
+ * with its own context and aio, a two-state machine: SEND, then RECV,
+ * started from the send's completion (never both at once: nng 1.5.2
+ * crashes when a receive is cancelled while its send is pending, #1702).
+ * Resending is off (NNG_OPT_REQ_RESENDTIME infinite), so a slow event is
+ * never sent twice on a live connection; after a lost connection NNG sends
+ * it again on the next one.
+ *
+ * Threads: futures complete on NNG's threads; the future's mutex and
+ * condition variable hand the outcome to waiters.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+
+#include "../../proto/proto.h"
+#include "chroma2/client.h"
+
+/* The public remote codes are the wire codes. */
+#define CLIENT_SAME(name, val) _Static_assert((int)C2_REMOTE_##name == (int)C2P_##name, "C2_REMOTE_" #name);
+C2P_ERRORS(CLIENT_SAME)
+#undef CLIENT_SAME
+
+struct c2_client {
+    nng_socket sock;
+    nng_dialer dialer;
+    pthread_mutex_t mu;
+    uint64_t next_id;
+};
+
+enum { F_SEND, F_RECV, F_DONE };
+
+struct c2_future {
+    c2_client *c;
+    nng_ctx ctx;
+    nng_aio *aio;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;
+    int rc;
+    c2_error err;
+    uint64_t id;
+    int is_event;
+    c2p_result result; /* events */
+    nng_msg *reply;    /* other requests */
+    void (*cb)(c2_future *, void *);
+    void *cb_arg;
+};
+
+struct c2_reply {
+    nng_msg *msg;
+};
+
+static int client_fail(c2_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static int client_write(void *data, const char *buf, size_t len)
+{
+    return nng_msg_append((nng_msg *)data, buf, len) == 0 ? 0 : -1;
+}
+
+int c2_client_open(const char *url, c2_client **out, c2_error *err)
+{
+    if (!url) {
+        url = getenv("CHROMA2_URL");
+        url = url && url[0] ? url : C2_DEFAULT_URL;
+    }
+    c2_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        return client_fail(err, C2_ENOMEM, "out of memory");
+    }
+    int rv = nng_req0_open(&c->sock);
+    if (rv == 0) {
+        nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+        nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 100);
+        nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 2000);
+        nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 0); /* results can be large; the daemon is trusted */
+        rv = nng_dial(c->sock, url, &c->dialer, NNG_FLAG_NONBLOCK);
+        if (rv != 0) {
+            nng_close(c->sock);
+        }
+    }
+    if (rv != 0) {
+        free(c);
+        return client_fail(err, rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? C2_EINVAL : C2_EIO,
+                           "cannot connect to %s: %s", url, nng_strerror(rv));
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    c->next_id = 1;
+    *out = c;
+    return 0;
+}
+
+void c2_client_close(c2_client *c)
+{
+    if (!c) {
+        return;
+    }
+    nng_close(c->sock); /* in-flight futures complete with NNG_ECLOSED */
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* ---- futures ---- */
+
+static void future_complete(c2_future *f)
+{
+    pthread_mutex_lock(&f->mu);
+    f->state = F_DONE;
+    void (*cb)(c2_future *, void *) = f->cb;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    if (cb) {
+        cb(f, f->cb_arg);
+    }
+}
+
+/* Reads a reply into f: its error, or its result (events) or message. */
+static void future_take_reply(c2_future *f, nng_msg *msg)
+{
+    c2p_msg m;
+    c2p_err perr = {0};
+    if (c2p_parse_reply(&m, nng_msg_body(msg), nng_msg_len(msg), &perr)) {
+        f->rc = client_fail(&f->err, C2_EIO, "unreadable reply from the daemon: %s", perr.msg);
+    } else if (m.id != f->id) {
+        f->rc = client_fail(&f->err, C2_EIO, "reply to request %llu arrived for %llu", (unsigned long long)m.id,
+                            (unsigned long long)f->id);
+    } else if (!m.ok) {
+        f->rc = client_fail(&f->err, m.error.code, "%s: %s", c2p_error_name(m.error.code), m.error.msg);
+    } else if (f->is_event) {
+        if (c2p_decode_result(&m, &f->result, &perr)) {
+            f->rc = client_fail(&f->err, C2_EIO, "unreadable result from the daemon: %s", perr.msg);
+        }
+    } else {
+        f->reply = msg;
+        msg = NULL;
+    }
+    c2p_msg_free(&m);
+    if (msg) {
+        nng_msg_free(msg);
+    }
+}
+
+static void future_cb(void *arg)
+{
+    c2_future *f = arg;
+    int rv = nng_aio_result(f->aio);
+    if (rv == 0 && f->state == F_SEND) {
+        f->state = F_RECV;
+        nng_ctx_recv(f->ctx, f->aio);
+        return;
+    }
+    if (rv != 0) {
+        if (f->state == F_SEND) {
+            nng_msg_free(nng_aio_get_msg(f->aio)); /* unsent: still ours */
+        }
+        f->rc = client_fail(&f->err, rv == NNG_ETIMEDOUT ? C2_ETIMEDOUT : C2_EIO, "request %llu: %s",
+                            (unsigned long long)f->id, nng_strerror(rv));
+    } else {
+        future_take_reply(f, nng_aio_get_msg(f->aio));
+    }
+    future_complete(f);
+}
+
+/* Starts a request whose body the caller has packed after the head. */
+static int future_start(c2_client *c, int is_event, uint32_t timeout_ms, nng_msg *msg, uint64_t id, c2_future **out,
+                        c2_error *err)
+{
+    c2_future *f = calloc(1, sizeof *f);
+    if (!f) {
+        nng_msg_free(msg);
+        return client_fail(err, C2_ENOMEM, "out of memory");
+    }
+    f->c = c;
+    f->id = id;
+    f->is_event = is_event;
+    f->state = F_SEND;
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    int rv = nng_ctx_open(&f->ctx, c->sock);
+    if (rv == 0 && (rv = nng_aio_alloc(&f->aio, future_cb, f)) != 0) {
+        nng_ctx_close(f->ctx);
+    }
+    if (rv != 0) {
+        nng_msg_free(msg);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        free(f);
+        return client_fail(err, C2_EIO, "cannot start a request: %s", nng_strerror(rv));
+    }
+    nng_ctx_set_ms(f->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_aio_set_timeout(f->aio, timeout_ms ? (nng_duration)timeout_ms : NNG_DURATION_INFINITE);
+    nng_aio_set_msg(f->aio, msg);
+    *out = f;
+    nng_ctx_send(f->ctx, f->aio);
+    return 0;
+}
+
+static uint64_t client_next_id(c2_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t id = c->next_id++;
+    pthread_mutex_unlock(&c->mu);
+    return id;
+}
+
+int c2_future_wait(c2_future *f, uint32_t timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&f->mu);
+    while (f->state != F_DONE && rc == 0) {
+        rc = timeout_ms ? pthread_cond_timedwait(&f->cv, &f->mu, &until) : pthread_cond_wait(&f->cv, &f->mu);
+    }
+    int done = f->state == F_DONE;
+    pthread_mutex_unlock(&f->mu);
+    return done ? 0 : C2_ETIMEDOUT;
+}
+
+int c2_future_poll(c2_future *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int done = f->state == F_DONE;
+    pthread_mutex_unlock(&f->mu);
+    return done;
+}
+
+int c2_future_result(c2_future *f, const c2_event_result **result, c2_error *err)
+{
+    if (!c2_future_poll(f)) {
+        return client_fail(err, C2_ESTATE, "the future is not done yet");
+    }
+    if (f->rc) {
+        if (err) {
+            *err = f->err;
+        }
+        return f->rc;
+    }
+    if (!f->is_event) {
+        return client_fail(err, C2_ESTATE, "not an event's future");
+    }
+    *result = &f->result.r;
+    return 0;
+}
+
+uint64_t c2_future_ticket(const c2_future *f) { return f->result.ticket; }
+
+void c2_future_on_done(c2_future *f, void (*cb)(c2_future *, void *), void *arg)
+{
+    pthread_mutex_lock(&f->mu);
+    int done = f->state == F_DONE;
+    if (!done) {
+        f->cb = cb;
+        f->cb_arg = arg;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (done) {
+        cb(f, arg);
+    }
+}
+
+static void client_pack_cancel(msgpack_packer *pk, const void *arg)
+{
+    c2p_pack_kv_u64(pk, "request", *(const uint64_t *)arg);
+}
+
+static int client_call_packed(c2_client *c, c2p_type type, void (*body)(msgpack_packer *, const void *),
+                              const void *arg, uint32_t nfields, uint32_t timeout_ms, c2_reply **reply,
+                              c2_error *err);
+
+int c2_future_cancel(c2_future *f, c2_error *err)
+{
+    if (c2_future_poll(f)) {
+        return 0;
+    }
+    /* a cancel by request id only works on the same connection: this
+     * client's socket; the daemon sees one pipe per client */
+    c2_reply *r = NULL;
+    int rc = client_call_packed(f->c, C2P_T_CANCEL, client_pack_cancel, &f->id, 1, 5000, &r, err);
+    c2_reply_free(r);
+    return rc;
+}
+
+void c2_future_free(c2_future *f)
+{
+    if (!f) {
+        return;
+    }
+    if (!c2_future_poll(f) && f->is_event) {
+        c2_future_cancel(f, NULL);
+    }
+    nng_aio_stop(f->aio); /* waits for the callback; cancels what is pending */
+    nng_aio_free(f->aio);
+    nng_ctx_close(f->ctx);
+    if (f->reply) {
+        nng_msg_free(f->reply);
+    }
+    c2p_result_free(&f->result);
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+    free(f);
+}
+
+/* ---- requests ---- */
+
+static int client_call_packed(c2_client *c, c2p_type type, void (*body)(msgpack_packer *, const void *),
+                              const void *arg, uint32_t nfields, uint32_t timeout_ms, c2_reply **reply, c2_error *err)
+{
+    nng_msg *msg;
+    if (nng_msg_alloc(&msg, 0) != 0) {
+        return client_fail(err, C2_ENOMEM, "out of memory");
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, msg, client_write);
+    uint64_t id = client_next_id(c);
+    c2p_pack_request_head(&pk, id, type, nfields);
+    if (body) {
+        body(&pk, arg);
+    }
+    c2_future *f;
+    int rc = future_start(c, 0, timeout_ms, msg, id, &f, err);
+    if (rc) {
+        return rc;
+    }
+    c2_future_wait(f, 0); /* the aio's timeout bounds it */
+    rc = f->rc;
+    if (rc) {
+        if (err) {
+            *err = f->err;
+        }
+    } else {
+        c2_reply *r = malloc(sizeof *r);
+        if (!r) {
+            rc = client_fail(err, C2_ENOMEM, "out of memory");
+        } else {
+            r->msg = f->reply;
+            f->reply = NULL;
+            *reply = r;
+        }
+    }
+    c2_future_free(f);
+    return rc;
+}
+
+static void client_pack_raw(msgpack_packer *pk, const void *arg)
+{
+    const struct {
+        const void *body;
+        size_t len;
+    } *raw = arg;
+    pk->callback(pk->data, raw->body, raw->len);
+}
+
+int c2_client_call(c2_client *c, const char *type, const void *body, size_t body_len, uint32_t nbody_fields,
+                   uint32_t timeout_ms, c2_reply **reply, c2_error *err)
+{
+    c2p_type t = C2P_T_NONE;
+    for (int i = 1; i < C2P_T_COUNT; i++) {
+        if (type && strcmp(type, c2p_type_name((c2p_type)i)) == 0) {
+            t = (c2p_type)i;
+        }
+    }
+    if (t == C2P_T_NONE || t == C2P_T_SUBMIT_EVENT || (body_len && !body)) {
+        return client_fail(err, C2_EINVAL, "c2_client_call: '%s' is not a request type it can send",
+                           type ? type : "(null)");
+    }
+    struct {
+        const void *body;
+        size_t len;
+    } raw = {body, body_len};
+    return client_call_packed(c, t, body_len ? client_pack_raw : NULL, &raw, nbody_fields, timeout_ms, reply, err);
+}
+
+const void *c2_reply_data(const c2_reply *r, size_t *len)
+{
+    *len = nng_msg_len(r->msg);
+    return nng_msg_body(r->msg);
+}
+
+void c2_reply_free(c2_reply *r)
+{
+    if (r) {
+        nng_msg_free(r->msg);
+        free(r);
+    }
+}
+
+int c2_client_ping(c2_client *c, uint32_t timeout_ms, double *seconds, c2_error *err)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    c2_reply *r = NULL;
+    int rc = client_call_packed(c, C2P_T_PING, NULL, NULL, 0, timeout_ms, &r, err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    c2_reply_free(r);
+    if (!rc && seconds) {
+        *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    }
+    return rc;
+}
+
+int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opts, c2_future **out, c2_error *err)
+{
+    c2p_event pe;
+    memset(&pe, 0, sizeof pe);
+    const char *geometry = opts && opts->geometry ? opts->geometry : "default";
+    if (strlen(geometry) > C2P_NAME_MAX || (opts && opts->digest && strlen(opts->digest) > 64)) {
+        return client_fail(err, C2_EINVAL, "geometry name or digest too long");
+    }
+    if ((ev->nspectra && (!opts || opts->spectra_nwl < 2)) || (ev->nphotons && !ev->photons) ||
+        (ev->nsources && !ev->sources)) {
+        return client_fail(err, C2_EINVAL, "event arrays missing, or spectra without opts->spectra_nwl");
+    }
+    strcpy(pe.geometry, geometry);
+    if (opts && opts->digest) {
+        strcpy(pe.digest, opts->digest);
+    }
+    pe.event_id = ev->id;
+    pe.seed = ev->seed;
+    pe.want = ev->want;
+    pe.max_steps = ev->max_steps ? ev->max_steps : C2_DEFAULT_MAX_STEPS;
+    pe.deadline_ms = opts ? opts->deadline_ms : 0;
+    pe.priority = opts ? opts->priority : 0;
+    /* pack reads the arrays; pe never frees them */
+    pe.photons = (c2_photon *)ev->photons;
+    pe.nphotons = ev->nphotons;
+    pe.sources = (c2_source *)ev->sources;
+    pe.nsources = ev->nsources;
+    pe.spectra = (float *)ev->spectra;
+    pe.nspectra = ev->nspectra;
+    pe.spectra_nwl = opts ? opts->spectra_nwl : 0;
+    nng_msg *msg;
+    if (nng_msg_alloc(&msg, 0) != 0) {
+        return client_fail(err, C2_ENOMEM, "out of memory");
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, msg, client_write);
+    uint64_t id = client_next_id(c);
+    c2p_pack_event(&pk, id, &pe);
+    return future_start(c, 1, 0, msg, id, out, err);
+}
