@@ -43,6 +43,7 @@ ENGINE_LIB := $(BUILD)/lib/libchroma2-engine.a
 PROTO_LIB  := $(BUILD)/lib/libchroma2-proto.a
 DAEMON_BIN := $(BUILD)/bin/chroma2d
 TEST_CLIENT := $(BUILD)/bin/c2-test-client
+CTL_BIN    := $(BUILD)/bin/chroma2ctl
 CLIENT_LIB := $(BUILD)/lib/libchroma2-client.a
 CLIENT_SO  := $(BUILD)/lib/libchroma2-client.so
 TEST_BIN   := $(BUILD)/bin/c2-tests
@@ -55,7 +56,8 @@ CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 .PHONY: deps all test test-gpu bench-cpu bench-gpu fuzz clean
-all: deps $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(TEST_BIN) $(TEST_CLIENT) $(BENCH_BIN) \
+all: deps $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(CTL_BIN) $(TEST_BIN) $(TEST_CLIENT) \
+     $(BENCH_BIN) \
      $(CUDA_BINS)
 	@echo "built: $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
 
@@ -89,6 +91,10 @@ $(CLIENT_SO): $(call obj,$(CLIENT_SRC) $(PROTO_SRC) $(ENGINE_SRC))
 	$(CC) $(CFLAGS) -shared -Wl,-soname,libchroma2-client.so.0 -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
 
 $(TEST_BIN): $(call obj,$(TEST_SRC)) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+
+$(CTL_BIN): $(call obj,tools/chroma2ctl.c) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
 
@@ -142,11 +148,11 @@ test:
 	@tools/ensure-deps test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT="$(SAN_FLAGS)" CUDA=0 $(BUILD)/san/bin/c2-tests \
-	    $(BUILD)/san/bin/chroma2d $(BUILD)/san/bin/c2-test-client
+	    $(BUILD)/san/bin/chroma2d $(BUILD)/san/bin/c2-test-client $(BUILD)/san/bin/chroma2ctl
 	@$(MAKE) --no-print-directory $(FUZZ_PROTO)
 	@C2T_DAEMON=$(DAEMON_BIN) tests/run "plain:$(TEST_BIN)" \
 	    "asan+ubsan:env C2T_DAEMON=$(BUILD)/san/bin/chroma2d C2T_CLIENT=$(BUILD)/san/bin/c2-test-client \
-	    $(BUILD)/san/bin/c2-tests" \
+	    C2T_CTL=$(BUILD)/san/bin/chroma2ctl $(BUILD)/san/bin/c2-tests" \
 	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
 
 test-gpu: $(CUDA_TESTS)

@@ -133,7 +133,9 @@ void c2d_work_reply(struct c2d_work *w, nng_msg *msg);
 nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message);
 /* A packer that appends to msg. */
 void c2d_packer_init(msgpack_packer *pk, nng_msg *msg);
-int c2d_server_shutdown_requested(c2d_server *srv);
+/* 1 once a client asked for shutdown; *timeout_ms its drain limit (0: the
+ * configured one). Read by the loop thread. */
+int c2d_server_shutdown_requested(c2d_server *srv, uint64_t *timeout_ms);
 /* Checks each listener still accepts (nng 1.5.2 issue #1518) and re-creates
  * one that stopped. Called by a loop timer. */
 void c2d_server_check_listeners(c2d_server *srv);

@@ -200,14 +200,14 @@ static int main_lock(const c2d_config *c)
     return -2; /* no ipc listener: nothing to lock */
 }
 
-static void main_begin_drain(main_state *m, const char *why)
+static void main_begin_drain(main_state *m, const char *why, double timeout_s)
 {
     if (m->draining) {
         return;
     }
     m->draining = 1;
-    m->drain_deadline = main_now() + m->cfg.drain_timeout_s;
-    c2d_log(C2D_LOG_INFO, "%s: draining (up to %.0f s for accepted events)", why, m->cfg.drain_timeout_s);
+    m->drain_deadline = main_now() + timeout_s;
+    c2d_log(C2D_LOG_INFO, "%s: draining (up to %.1f s for accepted events)", why, timeout_s);
     c2d_sched_drain(m->sched);
     main_notify("STOPPING=1\nSTATUS=draining");
 }
@@ -219,15 +219,16 @@ static void main_signal(uv_signal_t *h, int signum)
         c2d_log(C2D_LOG_INFO, "SIGHUP: logs go to stderr; no configuration file to reload in this version");
         return;
     }
-    main_begin_drain(m, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    main_begin_drain(m, signum == SIGTERM ? "SIGTERM" : "SIGINT", m->cfg.drain_timeout_s);
 }
 
 static void main_tick(uv_timer_t *t)
 {
     main_state *m = t->data;
     c2d_sched_tick(m->sched);
-    if (!m->draining && c2d_server_shutdown_requested(m->srv)) {
-        main_begin_drain(m, "shutdown request");
+    uint64_t timeout_ms;
+    if (!m->draining && c2d_server_shutdown_requested(m->srv, &timeout_ms)) {
+        main_begin_drain(m, "shutdown request", timeout_ms ? 1e-3 * (double)timeout_ms : m->cfg.drain_timeout_s);
     }
     if (m->draining && (c2d_sched_idle(m->sched) || main_now() > m->drain_deadline)) {
         if (!c2d_sched_idle(m->sched)) {

@@ -58,6 +58,7 @@ struct c2d_server {
     uint32_t *closed;
     uint32_t nclosed, capclosed;
     int shutdown_requested;
+    uint64_t shutdown_timeout_ms; /* 0: the configured drain timeout */
     double t_start;
 };
 
@@ -302,6 +303,7 @@ static nng_msg *server_shutdown(c2d_server *srv, const c2p_msg *req, c2p_err *er
     }
     c2d_log(C2D_LOG_INFO, "shutdown requested by a client");
     c2d_sched_drain(srv->sched);
+    srv->shutdown_timeout_ms = timeout;
     srv->shutdown_requested = 1;
     msgpack_packer pk;
     return server_reply_begin(&pk, req, 0);
@@ -601,7 +603,11 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     return srv;
 }
 
-int c2d_server_shutdown_requested(c2d_server *srv) { return srv->shutdown_requested; }
+int c2d_server_shutdown_requested(c2d_server *srv, uint64_t *timeout_ms)
+{
+    *timeout_ms = srv->shutdown_timeout_ms;
+    return srv->shutdown_requested;
+}
 
 void c2d_server_close_listeners(c2d_server *srv)
 {

@@ -32,6 +32,16 @@ typedef struct daemon_proc {
     char url[160], path[100], log[128];
 } daemon_proc;
 
+/* A failing check exits the test process: take its daemon along. */
+static pid_t daemon_running;
+static void daemon_reap(void)
+{
+    if (daemon_running > 0) {
+        kill(daemon_running, SIGKILL);
+        waitpid(daemon_running, NULL, 0);
+    }
+}
+
 static void daemon_start(daemon_proc *d, const char *const *extra)
 {
     static int serial;
@@ -55,6 +65,8 @@ static void daemon_start(daemon_proc *d, const char *const *extra)
         execv(bin, (char *const *)argv);
         _exit(127);
     }
+    daemon_running = d->pid;
+    atexit(daemon_reap);
     /* ready when it answers a ping (the ASan build takes a while) */
     c2_client *c;
     c2_error err = {0};
@@ -77,6 +89,7 @@ static int daemon_stop(daemon_proc *d, int sig)
     for (int i = 0; i < 1200; i++) {
         int st;
         if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            daemon_running = 0;
             unlink(d->path);
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
@@ -84,6 +97,7 @@ static int daemon_stop(daemon_proc *d, int sig)
     }
     kill(d->pid, SIGKILL);
     waitpid(d->pid, NULL, 0);
+    daemon_running = 0;
     return -1;
 }
 
@@ -527,4 +541,38 @@ TEST(daemon_client_killed)
     CHECK(cancelled >= 2, "the dead client's events were not cancelled");
     c2_client_close(c);
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+}
+
+/* Runs chroma2ctl with args against url; returns its exit status. */
+static int ctl(const char *url, const char *args)
+{
+    const char *bin = getenv("C2T_CTL") ? getenv("C2T_CTL") : "build/bin/chroma2ctl";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --url %s --timeout 1000 %s >/dev/null 2>&1", bin, url, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(daemon_chroma2ctl_exit_codes)
+{
+    daemon_proc d;
+    daemon_start(&d, NULL);
+    struct {
+        const char *args;
+        int code;
+    } cases[] = {{"status", 0}, {"ping 3", 0},        {"--json stats", 0}, {"events", 0},
+                 {"geometry list", 0}, {"submit --photons 1000", 0}, {"cancel 12345", 0},
+                 {"frobnicate", 2}, {"ping many", 2},  {"drain", 0},        {"status", 4},
+                 {"submit --photons 10", 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int st = ctl(d.url, cases[i].args);
+        printf("  chroma2ctl %-24s -> exit %d\n", cases[i].args, st);
+        CHECK(st == cases[i].code, "expected exit %d", cases[i].code);
+    }
+    CHECK(ctl(d.url, "shutdown") == 0, "shutdown");
+    int st = daemon_stop(&d, 0);
+    CHECK(st == 0, "daemon exit status %d after shutdown", st);
+    int unreachable = ctl(d.url, "ping");
+    printf("  chroma2ctl ping with no daemon -> exit %d\n", unreachable);
+    CHECK(unreachable == 3, "an absent daemon must give exit 3");
 }
