@@ -33,7 +33,7 @@ ENGINE_SRC := kernels/errors.c kernels/geometry/geometry.c kernels/geometry/bvh.
               kernels/geometry/detector.c kernels/cpu/engine.c
 PROTO_SRC  := proto/scan.c proto/decode.c proto/encode.c
 CLIENT_SRC := client/client.c
-DAEMON_SRC := daemon/main.c daemon/server.c daemon/scheduler.c daemon/backend_cpu.c daemon/log.c
+DAEMON_SRC := daemon/main.c daemon/config.c daemon/digest.c daemon/server.c daemon/scheduler.c daemon/backend_cpu.c daemon/log.c
 TEST_SRC   := tests/runner.c tests/test_rng.c tests/test_interact.c tests/test_geometry.c \
               tests/test_transport.c tests/test_engine.c tests/test_proto.c tests/test_daemon.c tests/util.c
 
@@ -55,7 +55,7 @@ CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: deps all test test-gpu bench-cpu bench-gpu fuzz clean
+.PHONY: deps all install test test-gpu bench-cpu bench-gpu fuzz clean
 all: deps $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(CTL_BIN) $(TEST_BIN) $(TEST_CLIENT) \
      $(BENCH_BIN) \
      $(CUDA_BINS)
@@ -78,7 +78,7 @@ $(BUILD)/obj/daemon/%.o: CPPFLAGS += -D_GNU_SOURCE
 
 $(DAEMON_BIN): $(call obj,$(DAEMON_SRC)) $(PROTO_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -luv -lmsgpackc
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -luv -lmsgpackc -lmbedcrypto
 
 # libchroma2-client carries the codec and the engine's result helpers, so
 # its users link it alone (plus nng and msgpack-c).
@@ -153,7 +153,8 @@ test:
 	@C2T_DAEMON=$(DAEMON_BIN) tests/run "plain:$(TEST_BIN)" \
 	    "asan+ubsan:env C2T_DAEMON=$(BUILD)/san/bin/chroma2d C2T_CLIENT=$(BUILD)/san/bin/c2-test-client \
 	    C2T_CTL=$(BUILD)/san/bin/chroma2ctl $(BUILD)/san/bin/c2-tests" \
-	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
+	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" "install:tests/install-check" \
+	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
 
 test-gpu: $(CUDA_TESTS)
 	$(CUDA_TESTS)
@@ -167,6 +168,30 @@ bench-gpu: $(BENCH_GPU)
 
 bench-cpu: $(BENCH_BIN)
 	$(BENCH_BIN)
+
+# make install PREFIX=/usr/local DESTDIR=: binaries, the client library
+# (shared and static), its header (with engine.h, which it includes), the
+# pkg-config file, the systemd unit and the example configuration.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+VERSION    := 0.1.0
+install: $(DAEMON_BIN) $(CTL_BIN) $(CLIENT_LIB) $(CLIENT_SO)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/chroma2 \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/chroma2 $(DESTDIR)$(PREFIX)/share/doc/chroma2
+	install -m 755 $(DAEMON_BIN) $(CTL_BIN) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(CLIENT_SO) $(DESTDIR)$(PREFIX)/lib/libchroma2-client.so.0
+	ln -sf libchroma2-client.so.0 $(DESTDIR)$(PREFIX)/lib/libchroma2-client.so
+	install -m 644 $(CLIENT_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 client/include/chroma2/client.h kernels/include/chroma2/engine.h \
+	    $(DESTDIR)$(PREFIX)/include/chroma2/
+	sed 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|' client/chroma2-client.pc.in \
+	    >$(DESTDIR)$(PREFIX)/lib/pkgconfig/chroma2-client.pc
+	sed 's|@BINDIR@|$(PREFIX)/bin|; s|@SYSCONFDIR@|$(SYSCONFDIR)|; s|@DOCDIR@|$(PREFIX)/share/doc/chroma2|' \
+	    systemd/chroma2d.service.in >$(DESTDIR)$(UNITDIR)/chroma2d.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/chroma2/chroma2d.conf || \
+	    install -m 644 systemd/chroma2d.conf $(DESTDIR)$(SYSCONFDIR)/chroma2/chroma2d.conf
+	install -m 644 README.md proto/PROTOCOL.md $(DESTDIR)$(PREFIX)/share/doc/chroma2/
 
 clean:
 	rm -rf $(BUILD)

@@ -31,12 +31,27 @@
 C2P_ERRORS(CLIENT_SAME)
 #undef CLIENT_SAME
 
+/* A client lives until it is closed and its last future is freed: futures
+ * may be freed after c2_client_close and must find it still there. */
 struct c2_client {
     nng_socket sock;
     nng_dialer dialer;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* next_id, closed, nfutures */
     uint64_t next_id;
+    int closed;
+    uint32_t nfutures;
 };
+
+static void client_release(c2_client *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int last = --c->nfutures == 0 && c->closed;
+    pthread_mutex_unlock(&c->mu);
+    if (last) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+    }
+}
 
 enum { F_SEND, F_RECV, F_DONE };
 
@@ -116,8 +131,14 @@ void c2_client_close(c2_client *c)
         return;
     }
     nng_close(c->sock); /* in-flight futures complete with NNG_ECLOSED */
-    pthread_mutex_destroy(&c->mu);
-    free(c);
+    pthread_mutex_lock(&c->mu);
+    c->closed = 1;
+    int last = c->nfutures == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (last) {
+        pthread_mutex_destroy(&c->mu);
+        free(c);
+    }
 }
 
 /* ---- futures ---- */
@@ -190,6 +211,9 @@ static int future_start(c2_client *c, int is_event, uint32_t timeout_ms, nng_msg
         nng_msg_free(msg);
         return client_fail(err, C2_ENOMEM, "out of memory");
     }
+    pthread_mutex_lock(&c->mu);
+    c->nfutures++;
+    pthread_mutex_unlock(&c->mu);
     f->c = c;
     f->id = id;
     f->is_event = is_event;
@@ -205,6 +229,7 @@ static int future_start(c2_client *c, int is_event, uint32_t timeout_ms, nng_msg
         pthread_mutex_destroy(&f->mu);
         pthread_cond_destroy(&f->cv);
         free(f);
+        client_release(c);
         return client_fail(err, C2_EIO, "cannot start a request: %s", nng_strerror(rv));
     }
     nng_ctx_set_ms(f->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
@@ -299,6 +324,12 @@ int c2_future_cancel(c2_future *f, c2_error *err)
     if (c2_future_poll(f)) {
         return 0;
     }
+    pthread_mutex_lock(&f->c->mu);
+    int closed = f->c->closed;
+    pthread_mutex_unlock(&f->c->mu);
+    if (closed) {
+        return client_fail(err, C2_ESTATE, "the client is closed");
+    }
     /* a cancel by request id only works on the same connection: this
      * client's socket; the daemon sees one pipe per client */
     c2_reply *r = NULL;
@@ -324,7 +355,9 @@ void c2_future_free(c2_future *f)
     c2p_result_free(&f->result);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
+    c2_client *c = f->c;
     free(f);
+    client_release(c);
 }
 
 /* ---- requests ---- */

@@ -10,6 +10,8 @@
  *                control, cancellation, deadlines, the backend thread that
  *                merges queued events into batches, statistics
  *   backend_cpu.c  the CPU engine behind the backend interface
+ *   digest.c     geometry digests (SHA-256, mbedTLS)
+ *   config.c     settings: one table for the command line, file and usage
  *   log.c        levelled logging to stderr
  *
  * Threads: NNG's own threads run the context callbacks (server.c); one
@@ -21,6 +23,7 @@
 
 #include <nng/nng.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "../proto/proto.h"
@@ -29,6 +32,7 @@
 #define C2D_VERSION "0.1.0"
 #define C2D_DEFAULT_URL "ipc:///run/chroma2/chroma2d.sock"
 #define C2D_MAX_LISTEN 8
+#define C2D_MAX_OWNED 64
 
 typedef struct c2d_config {
     const char *listen[C2D_MAX_LISTEN];
@@ -46,7 +50,19 @@ typedef struct c2d_config {
     int log_level;              /* C2D_LOG_* */
     int trace;                  /* per-event lifecycle lines */
     uint32_t detector_pmts;     /* PMTs of the built-in detector */
+    const char *config_path;    /* --config FILE, or NULL */
+    char *owned[C2D_MAX_OWNED]; /* strings read from the file */
+    int nowned;
 } c2d_config;
+
+/* config.c: one table serves the command line, the file and the usage. */
+void c2d_config_defaults(c2d_config *c);
+/* Reads --config FILE (if given) then the other options; err names the
+ * bad setting and its source. */
+int c2d_config_args(c2d_config *c, int argc, char **argv, char *err, size_t cap);
+int c2d_config_file(c2d_config *c, const char *path, char *err, size_t cap);
+void c2d_config_usage(FILE *f);
+void c2d_config_free(c2d_config *c);
 
 /* ---- logging ---- */
 enum { C2D_LOG_ERROR, C2D_LOG_WARN, C2D_LOG_INFO, C2D_LOG_DEBUG };
@@ -79,9 +95,13 @@ int c2d_backend_cpu_init(c2d_backend *b, uint32_t threads);
 /* ---- geometries ---- */
 typedef struct c2d_geometry {
     char name[C2P_NAME_MAX + 1];
+    char digest[65]; /* SHA-256 of c2_geometry_content, lowercase hex */
     c2_geometry *g;
     int builtin;
 } c2d_geometry;
+
+/* Fills geom->digest. */
+void c2d_geometry_digest(c2d_geometry *geom);
 
 /* ---- the scheduler ---- */
 struct c2d_work;
@@ -99,8 +119,8 @@ c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend, c2d_geomet
 /* Takes an event decoded from work's request (ownership of ev moves in on
  * success; on error ev is the caller's). Returns 0 or a C2P_* code with a
  * message: BUSY, SHUTTING_DOWN, NOT_FOUND, DIGEST_MISMATCH, BAD_REQUEST. */
-int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, uint64_t req_id, c2p_event *ev,
-                     uint64_t *ticket, c2p_err *err);
+int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t req_id,
+                     c2p_event *ev, uint64_t *ticket, c2p_err *err);
 /* Cancels by ticket, or by (pipe, request id) when ticket is 0. Returns 1
  * if an unfinished event was cancelled. */
 int c2d_sched_cancel(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t req_id);
@@ -136,11 +156,10 @@ void c2d_packer_init(msgpack_packer *pk, nng_msg *msg);
 /* 1 once a client asked for shutdown; *timeout_ms its drain limit (0: the
  * configured one). Read by the loop thread. */
 int c2d_server_shutdown_requested(c2d_server *srv, uint64_t *timeout_ms);
-/* Checks each listener still accepts (nng 1.5.2 issue #1518) and re-creates
- * one that stopped. Called by a loop timer. */
-void c2d_server_check_listeners(c2d_server *srv);
 /* Stop order: c2d_server_close_listeners, c2d_sched_stop, c2d_server_stop
- * (closes the socket, waits for callbacks), c2d_sched_free. */
+ * (closes the socket, waits for callbacks; srv is freed by the next
+ * uv_run), c2d_sched_free. A listener self-check thread (nng 1.5.2 #1518)
+ * runs from start to c2d_server_close_listeners. */
 void c2d_server_close_listeners(c2d_server *srv);
 void c2d_server_stop(c2d_server *srv);
 

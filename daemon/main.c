@@ -3,12 +3,11 @@
  * the single-instance lock, loads the built-in detector, starts the
  * backend, scheduler and server, then runs the libuv loop: SIGTERM/SIGINT
  * drain (stop accepting, finish accepted events within drain_timeout_s,
- * exit 0), SIGHUP is logged, timers expire deadlines, roll statistics,
- * ping systemd's watchdog and check that the listeners still accept.
+ * exit 0), SIGHUP reloads the configuration file, timers expire deadlines,
+ * roll statistics and ping systemd's watchdog.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,113 +68,6 @@ static void main_notify(const char *state)
     close(fd);
 }
 
-static void main_usage(FILE *f)
-{
-    fprintf(f, "usage: chroma2d [options]\n"
-               "  --listen URL        listen on URL (repeatable; default $CHROMA2_URL or %s)\n"
-               "  --backend NAME      cpu, cuda or auto (default auto: cuda when a GPU is usable)\n"
-               "  --threads N         CPU engine threads (default: all cores)\n"
-               "  --max-queued N      events accepted and not finished (default 1024)\n"
-               "  --max-per-client N  of those, per connection (default 256)\n"
-               "  --batch-photons N   merge queued events into batches of about N photons (default 1000000)\n"
-               "  --pool-mb N         memory accepted events may hold (default 4096)\n"
-               "  --socket-mode OCT   ipc socket permissions (default 0660)\n"
-               "  --drain-timeout S   seconds to finish accepted events on SIGTERM (default 60)\n"
-               "  --log-level L       error, warn, info or debug (default info)\n"
-               "  --trace             log each event's lifecycle\n"
-               "  --detector-pmts N   PMTs of the built-in detector (default 5000)\n"
-               "  --help              this text\n",
-            C2D_DEFAULT_URL);
-}
-
-/* Parses an unsigned option value, or exits 2 naming it. */
-static uint64_t main_uint(const char *opt, const char *v, uint64_t lo, uint64_t hi, int base)
-{
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, base);
-    if (errno || *end || end == v || x < lo || x > hi) {
-        fprintf(stderr, "chroma2d: %s: '%s' is not a number in [%llu, %llu]\n", opt, v, (unsigned long long)lo,
-                (unsigned long long)hi);
-        exit(2);
-    }
-    return x;
-}
-
-static void main_options(c2d_config *c, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"listen", required_argument, 0, 'l'},      {"backend", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'},     {"max-queued", required_argument, 0, 'q'},
-        {"max-per-client", required_argument, 0, 'c'}, {"batch-photons", required_argument, 0, 'p'},
-        {"pool-mb", required_argument, 0, 'm'},     {"socket-mode", required_argument, 0, 's'},
-        {"drain-timeout", required_argument, 0, 'd'}, {"log-level", required_argument, 0, 'v'},
-        {"trace", no_argument, 0, 'T'},             {"help", no_argument, 0, 'h'},
-        {"detector-pmts", required_argument, 0, 'P'},
-        {0, 0, 0, 0}};
-    memset(c, 0, sizeof *c);
-    c->backend = "auto";
-    c->max_queued = 1024;
-    c->max_per_client = 256;
-    c->max_message_bytes = 256u << 20;
-    c->max_photons = 1ull << 31;
-    c->batch_photons = 1000000;
-    c->pool_bytes = 4096ull << 20;
-    c->socket_mode = 0660;
-    c->drain_timeout_s = 60;
-    c->log_level = C2D_LOG_INFO;
-    c->detector_pmts = 5000;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'l':
-            if (c->nlisten == C2D_MAX_LISTEN) {
-                fprintf(stderr, "chroma2d: at most %d --listen\n", C2D_MAX_LISTEN);
-                exit(2);
-            }
-            c->listen[c->nlisten++] = optarg;
-            break;
-        case 'b':
-            if (strcmp(optarg, "cpu") && strcmp(optarg, "cuda") && strcmp(optarg, "auto")) {
-                fprintf(stderr, "chroma2d: --backend: '%s' is not cpu, cuda or auto\n", optarg);
-                exit(2);
-            }
-            c->backend = optarg;
-            break;
-        case 't': c->threads = (uint32_t)main_uint("--threads", optarg, 0, 1024, 10); break;
-        case 'q': c->max_queued = (uint32_t)main_uint("--max-queued", optarg, 1, 1u << 20, 10); break;
-        case 'c': c->max_per_client = (uint32_t)main_uint("--max-per-client", optarg, 1, 1u << 20, 10); break;
-        case 'p': c->batch_photons = main_uint("--batch-photons", optarg, 1, 1ull << 40, 10); break;
-        case 'm': c->pool_bytes = main_uint("--pool-mb", optarg, 1, 1ull << 24, 10) << 20; break;
-        case 's': c->socket_mode = (uint32_t)main_uint("--socket-mode", optarg, 0, 0777, 8); break;
-        case 'd': c->drain_timeout_s = (double)main_uint("--drain-timeout", optarg, 0, 86400, 10); break;
-        case 'v':
-            c->log_level = !strcmp(optarg, "error") ? C2D_LOG_ERROR
-                           : !strcmp(optarg, "warn") ? C2D_LOG_WARN
-                           : !strcmp(optarg, "info") ? C2D_LOG_INFO
-                           : !strcmp(optarg, "debug") ? C2D_LOG_DEBUG
-                                                      : -1;
-            if (c->log_level < 0) {
-                fprintf(stderr, "chroma2d: --log-level: '%s' is not error, warn, info or debug\n", optarg);
-                exit(2);
-            }
-            break;
-        case 'T': c->trace = 1; break;
-        case 'P': c->detector_pmts = (uint32_t)main_uint("--detector-pmts", optarg, 1, 1000000, 10); break;
-        case 'h': main_usage(stdout); exit(0);
-        default: main_usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "chroma2d: unexpected argument '%s'\n", argv[optind]);
-        exit(2);
-    }
-    if (c->nlisten == 0) {
-        const char *env = getenv("CHROMA2_URL");
-        c->listen[c->nlisten++] = env && env[0] ? env : C2D_DEFAULT_URL;
-    }
-}
-
 /* One daemon per ipc socket: a lock file beside the first ipc listener. */
 static int main_lock(const c2d_config *c)
 {
@@ -212,11 +104,40 @@ static void main_begin_drain(main_state *m, const char *why, double timeout_s)
     main_notify("STOPPING=1\nSTATUS=draining");
 }
 
+/* SIGHUP: re-reads the configuration file. log-level and trace apply at
+ * once; other settings need a restart, which the log says. Logs go to
+ * stderr (the journal), so there is no log file to reopen. */
+static void main_reload(main_state *m)
+{
+    if (!m->cfg.config_path) {
+        c2d_log(C2D_LOG_INFO, "SIGHUP: no --config file to reload");
+        return;
+    }
+    c2d_config fresh;
+    char err[512];
+    c2d_config_defaults(&fresh);
+    if (c2d_config_file(&fresh, m->cfg.config_path, err, sizeof err)) {
+        c2d_log(C2D_LOG_ERROR, "SIGHUP: %s; keeping the current settings", err);
+    } else {
+        m->cfg.log_level = fresh.log_level;
+        m->cfg.trace = fresh.trace;
+        c2d_log_level = fresh.log_level;
+        if (fresh.max_queued != m->cfg.max_queued || fresh.threads != m->cfg.threads ||
+            fresh.batch_photons != m->cfg.batch_photons || fresh.pool_bytes != m->cfg.pool_bytes ||
+            fresh.max_per_client != m->cfg.max_per_client || fresh.nlisten != m->cfg.nlisten) {
+            c2d_log(C2D_LOG_WARN, "SIGHUP: settings other than log-level and trace take effect after a restart");
+        }
+        c2d_log(C2D_LOG_INFO, "SIGHUP: reloaded %s (log-level %d, trace %s)", m->cfg.config_path, fresh.log_level,
+                fresh.trace ? "on" : "off");
+    }
+    c2d_config_free(&fresh);
+}
+
 static void main_signal(uv_signal_t *h, int signum)
 {
     main_state *m = h->data;
     if (signum == SIGHUP) {
-        c2d_log(C2D_LOG_INFO, "SIGHUP: logs go to stderr; no configuration file to reload in this version");
+        main_reload(m);
         return;
     }
     main_begin_drain(m, signum == SIGTERM ? "SIGTERM" : "SIGINT", m->cfg.drain_timeout_s);
@@ -238,22 +159,28 @@ static void main_tick(uv_timer_t *t)
     }
 }
 
-static void main_check(uv_timer_t *t)
+static void main_watchdog(uv_timer_t *t)
 {
-    main_state *m = t->data;
-    if (!m->draining) {
-        c2d_server_check_listeners(m->srv);
-    }
-    if (m->watchdog_usec) {
-        main_notify("WATCHDOG=1");
-    }
+    (void)t;
+    main_notify("WATCHDOG=1"); /* the loop is alive */
 }
 
 int main(int argc, char **argv)
 {
     main_state m;
     memset(&m, 0, sizeof m);
-    main_options(&m.cfg, argc, argv);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            c2d_config_usage(stdout);
+            return 0;
+        }
+    }
+    char cfg_err[512];
+    c2d_config_defaults(&m.cfg);
+    if (c2d_config_args(&m.cfg, argc, argv, cfg_err, sizeof cfg_err)) {
+        fprintf(stderr, "chroma2d: %s (see chroma2d --help)\n", cfg_err);
+        return 2;
+    }
     c2d_log_level = m.cfg.log_level;
     signal(SIGPIPE, SIG_IGN);
     int lock = main_lock(&m.cfg);
@@ -279,8 +206,9 @@ int main(int argc, char **argv)
         c2d_log(C2D_LOG_ERROR, "built-in detector: %s", err.msg);
         return 1;
     }
-    c2d_log(C2D_LOG_INFO, "geometry 'default': %llu triangles, %u channels, BVH built in %.2f s",
-            (unsigned long long)st.triangles, st.channels, st.seconds);
+    c2d_geometry_digest(&geom);
+    c2d_log(C2D_LOG_INFO, "geometry 'default': %llu triangles, %u channels, BVH built in %.2f s, digest %s",
+            (unsigned long long)st.triangles, st.channels, st.seconds, geom.digest);
 
     uv_loop_t *loop = uv_default_loop();
     m.sched = c2d_sched_new(&m.cfg, &backend, &geom, 1);
@@ -309,11 +237,9 @@ int main(int argc, char **argv)
     uv_timer_init(loop, &m.check);
     m.tick.data = m.check.data = &m;
     uv_timer_start(&m.tick, main_tick, 50, 50);
-    /* the listener self-check doubles as the watchdog ping: every second,
-     * or twice per watchdog period when systemd asks for one */
-    uint64_t check_ms = m.watchdog_usec ? m.watchdog_usec / 2000 : 1000;
-    check_ms = check_ms < 1000 ? check_ms : 1000;
-    uv_timer_start(&m.check, main_check, check_ms, check_ms);
+    if (m.watchdog_usec) { /* systemd's WatchdogSec: ping twice per period */
+        uv_timer_start(&m.check, main_watchdog, m.watchdog_usec / 2000, m.watchdog_usec / 2000);
+    }
     main_notify("READY=1\nSTATUS=serving");
     c2d_log(C2D_LOG_INFO, "ready");
 
@@ -336,5 +262,6 @@ int main(int argc, char **argv)
         close(lock);
     }
     c2d_log(C2D_LOG_INFO, "stopped");
+    c2d_config_free(&m.cfg);
     return 0;
 }

@@ -29,6 +29,7 @@ enum { EV_QUEUED, EV_RUNNING };
 typedef struct sched_event {
     uint64_t ticket, seq, req_id;
     uint32_t pipe;
+    char peer[64]; /* "pid P uid U" over ipc, else the connection */
     struct c2d_work *work;
     c2p_event ev;
     const c2d_geometry *geom;
@@ -135,8 +136,8 @@ static void sched_trace(const c2d_sched *s, const sched_event *e, const char *wh
 
 /* ---- admission ---- */
 
-int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, uint64_t req_id, c2p_event *ev,
-                     uint64_t *ticket, c2p_err *err)
+int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t req_id,
+                     c2p_event *ev, uint64_t *ticket, c2p_err *err)
 {
     const c2d_geometry *geom = NULL;
     for (uint32_t i = 0; i < s->ngeoms; i++) {
@@ -146,6 +147,10 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, uint64_
     }
     if (!geom) {
         return c2p_fail(err, C2P_NOT_FOUND, "geometry '%s' is not loaded", ev->geometry);
+    }
+    if (ev->digest[0] && strcmp(ev->digest, geom->digest) != 0) {
+        return c2p_fail(err, C2P_DIGEST_MISMATCH, "geometry '%s' has digest %s, not %s", geom->name, geom->digest,
+                        ev->digest);
     }
     if (ev->nspectra && ev->spectra_nwl != c2_geometry_nwl(geom->g)) {
         return c2p_fail(err, C2P_BAD_REQUEST, "spectra have %u values each, geometry '%s' has a grid of %u",
@@ -179,8 +184,9 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, uint64_
     }
     if (s->draining) {
         rc = c2p_fail(err, C2P_SHUTTING_DOWN, "the daemon is draining and takes no new events");
-    } else if (s->nheap >= s->cfg->max_queued) {
-        rc = c2p_fail(err, C2P_BUSY, "queue full (%u events waiting)", s->nheap);
+    } else if (s->nheap + s->nrunning >= s->cfg->max_queued) {
+        /* queued and running both hold a server context until answered */
+        rc = c2p_fail(err, C2P_BUSY, "queue full (%u events waiting, %u running)", s->nheap, s->nrunning);
     } else if (mine >= s->cfg->max_per_client) {
         rc = c2p_fail(err, C2P_BUSY, "this connection has %u events in flight (limit %u)", mine,
                       s->cfg->max_per_client);
@@ -201,6 +207,7 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, uint64_
     e->seq = ++s->next_seq;
     e->req_id = req_id;
     e->pipe = pipe;
+    snprintf(e->peer, sizeof e->peer, "%s", peer);
     e->work = work;
     e->ev = *ev;
     memset(ev, 0, sizeof *ev); /* the arrays are the scheduler's now */
@@ -481,8 +488,6 @@ void c2d_sched_counts(c2d_sched *s, c2d_counts *c)
 
 static void sched_pack_one(msgpack_packer *pk, const sched_event *e, double now)
 {
-    char peer[32];
-    snprintf(peer, sizeof peer, "connection %u", e->pipe);
     msgpack_pack_map(pk, 8);
     c2p_pack_kv_u64(pk, "ticket", e->ticket);
     c2p_pack_kv_u64(pk, "event_id", e->ev.event_id);
@@ -491,7 +496,7 @@ static void sched_pack_one(msgpack_packer *pk, const sched_event *e, double now)
     c2p_pack_kv_str(pk, "state", e->state == EV_RUNNING ? "running" : "queued");
     c2p_pack_kv_i64(pk, "priority", e->ev.priority);
     c2p_pack_kv_f64(pk, "age_ms", 1e3 * (now - e->t_accept));
-    c2p_pack_kv_str(pk, "peer", peer);
+    c2p_pack_kv_str(pk, "peer", e->peer);
 }
 
 void c2d_sched_pack_events(c2d_sched *s, msgpack_packer *pk)

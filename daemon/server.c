@@ -16,6 +16,7 @@
  * lock held, so the callback only queues the pipe id and wakes the libuv
  * loop, which cancels that connection's events.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,9 +58,13 @@ struct c2d_server {
     pthread_mutex_t closed_mu;
     uint32_t *closed;
     uint32_t nclosed, capclosed;
-    int shutdown_requested;
-    uint64_t shutdown_timeout_ms; /* 0: the configured drain timeout */
+    atomic_int shutdown_requested;           /* set on an NNG thread, read by the loop */
+    atomic_uint_fast64_t shutdown_timeout_ms; /* 0: the configured drain timeout */
     double t_start;
+    pthread_t checker; /* the listener self-check, off the loop thread */
+    pthread_mutex_t check_mu;
+    pthread_cond_t check_cv;
+    int checking, check_stop;
 };
 
 static double server_now(void)
@@ -116,8 +121,9 @@ static nng_msg *server_reply_begin(msgpack_packer *pk, const c2p_msg *req, uint3
 
 static void server_pack_geometry(msgpack_packer *pk, const c2d_geometry *g)
 {
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     c2p_pack_kv_str(pk, "name", g->name);
+    c2p_pack_kv_str(pk, "digest", g->digest);
     c2p_pack_kv_u64(pk, "triangles", c2_geometry_ntriangles(g->g));
     c2p_pack_kv_u64(pk, "channels", c2_geometry_nchannels(g->g));
     c2p_pack_key(pk, "wavelengths");
@@ -303,17 +309,18 @@ static nng_msg *server_shutdown(c2d_server *srv, const c2p_msg *req, c2p_err *er
     }
     c2d_log(C2D_LOG_INFO, "shutdown requested by a client");
     c2d_sched_drain(srv->sched);
-    srv->shutdown_timeout_ms = timeout;
-    srv->shutdown_requested = 1;
+    atomic_store(&srv->shutdown_timeout_ms, timeout);
+    atomic_store(&srv->shutdown_requested, 1);
     msgpack_packer pk;
     return server_reply_begin(&pk, req, 0);
 }
 
 /* Handles one request. Returns the reply, or NULL when the scheduler took
  * the request (or on failure, with err set). */
-static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, uint32_t pipe, int *taken,
+static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, nng_pipe p, int *taken,
                               c2p_err *err)
 {
+    uint32_t pipe = (uint32_t)nng_pipe_id(p);
     msgpack_packer pk;
     nng_msg *out = NULL;
     *taken = 0;
@@ -330,10 +337,19 @@ static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, 
         if (c2p_decode_event(req, srv->cfg->max_photons, &ev, err)) {
             return NULL;
         }
+        /* who sent it, for the events list: ipc tells the peer's pid/uid */
+        char peer[64];
+        uint64_t pid = 0, uid = 0;
+        if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
+            nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
+            snprintf(peer, sizeof peer, "pid %llu uid %llu", (unsigned long long)pid, (unsigned long long)uid);
+        } else {
+            snprintf(peer, sizeof peer, "connection %u", pipe);
+        }
         /* WAIT before the scheduler sees it: its reply may come at once,
          * from the backend thread */
         w->state = W_WAIT;
-        if (c2d_sched_submit(srv->sched, w, pipe, req->id, &ev, &ticket, err)) {
+        if (c2d_sched_submit(srv->sched, w, pipe, peer, req->id, &ev, &ticket, err)) {
             w->state = W_RECV;
             c2p_event_free(&ev);
             return NULL;
@@ -400,13 +416,14 @@ static void server_work_cb(void *arg)
             return;
         }
         nng_msg *msg = nng_aio_get_msg(w->aio);
-        uint32_t pipe = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+        nng_pipe p = nng_msg_get_pipe(msg);
+        uint32_t pipe = (uint32_t)nng_pipe_id(p);
         c2p_msg req;
         c2p_err err = {0};
         int taken = 0;
         nng_msg *out = NULL;
         if (c2p_parse_request(&req, nng_msg_body(msg), nng_msg_len(msg), &err) == 0) {
-            out = server_handle(srv, w, &req, pipe, &taken, &err);
+            out = server_handle(srv, w, &req, p, &taken, &err);
         }
         if (!taken && !out) {
             c2d_log(C2D_LOG_INFO, "connection %u request %llu (%s): %s: %s", pipe, (unsigned long long)req.id,
@@ -511,7 +528,27 @@ static int server_listen(c2d_server *srv, server_listener *sl, c2_error *err)
     return 0;
 }
 
-/* One ping through a fresh REQ socket, 1 s to answer. */
+/* The URL to dial to reach a listener: wildcard addresses become loopback;
+ * NULL when it cannot be dialled from here (tls+tcp needs a certificate). */
+static const char *server_dial_url(const char *url, char *buf, size_t cap)
+{
+    if (strncmp(url, "ipc://", 6) == 0) {
+        return url;
+    }
+    const char *port;
+    if (strncmp(url, "tcp://*:", 8) == 0 || strncmp(url, "tcp://0.0.0.0:", 14) == 0) {
+        port = strrchr(url, ':');
+        snprintf(buf, cap, "tcp://127.0.0.1%s", port);
+        return buf;
+    }
+    if (strncmp(url, "tcp://[::]:", 11) == 0) {
+        snprintf(buf, cap, "tcp://[::1]%s", url + 10);
+        return buf;
+    }
+    return strncmp(url, "tcp://", 6) == 0 ? url : NULL;
+}
+
+/* One ping through a fresh REQ socket; 1 s to connect and answer. */
 static int server_self_ping(const char *url)
 {
     nng_socket s;
@@ -522,7 +559,7 @@ static int server_self_ping(const char *url)
     }
     nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 1000);
     nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 1000);
-    if (nng_dial(s, url, NULL, 0) == 0 && nng_msg_alloc(&m, 0) == 0) {
+    if (nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK) == 0 && nng_msg_alloc(&m, 0) == 0) {
         msgpack_packer pk;
         c2d_packer_init(&pk, m);
         c2p_pack_request_head(&pk, 1, C2P_T_PING, 0);
@@ -538,22 +575,46 @@ static int server_self_ping(const char *url)
     return ok;
 }
 
-void c2d_server_check_listeners(c2d_server *srv)
+/* nng 1.5.2 #1518: a peer that closes before the handshake can stop a
+ * listener for good. Every second each listener is pinged through itself;
+ * after three failures in a row (a busy daemon still answers: control
+ * requests have their own contexts) it is closed and re-created. Runs on
+ * its own thread so the loop never waits on it. */
+static void *server_checker(void *arg)
 {
-    for (int i = 0; i < srv->nlisteners; i++) {
-        server_listener *sl = &srv->listeners[i];
-        if (server_self_ping(sl->url)) {
-            continue;
-        }
-        /* nng 1.5.2 #1518: a peer that closes before the handshake can stop
-         * a listener for good. Re-create it. */
-        c2d_log(C2D_LOG_WARN, "listener %s stopped answering: re-creating it", sl->url);
-        nng_listener_close(sl->l);
-        c2_error err = {0};
-        if (server_listen(srv, sl, &err)) {
-            c2d_log(C2D_LOG_ERROR, "%s", err.msg);
+    c2d_server *srv = arg;
+    int fails[C2D_MAX_LISTEN] = {0};
+    pthread_mutex_lock(&srv->check_mu);
+    while (!srv->check_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&srv->check_cv, &srv->check_mu, &until);
+        for (int i = 0; i < srv->nlisteners && !srv->check_stop; i++) {
+            server_listener *sl = &srv->listeners[i];
+            char buf[256];
+            const char *url = server_dial_url(sl->url, buf, sizeof buf);
+            if (!sl->up || !url) {
+                continue;
+            }
+            pthread_mutex_unlock(&srv->check_mu);
+            int ok = server_self_ping(url);
+            pthread_mutex_lock(&srv->check_mu);
+            fails[i] = ok ? 0 : fails[i] + 1;
+            if (fails[i] >= 3 && !srv->check_stop) {
+                c2d_log(C2D_LOG_WARN, "listener %s stopped answering: re-creating it", sl->url);
+                nng_listener_close(sl->l);
+                c2_error err = {0};
+                if (server_listen(srv, sl, &err)) {
+                    sl->up = 0;
+                    c2d_log(C2D_LOG_ERROR, "%s", err.msg);
+                }
+                fails[i] = 0;
+            }
         }
     }
+    pthread_mutex_unlock(&srv->check_mu);
+    return NULL;
 }
 
 c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backend *backend, uv_loop_t *loop,
@@ -569,6 +630,8 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     srv->backend = backend;
     srv->t_start = server_now();
     pthread_mutex_init(&srv->closed_mu, NULL);
+    pthread_mutex_init(&srv->check_mu, NULL);
+    pthread_cond_init(&srv->check_cv, NULL);
     uv_async_init(loop, &srv->closed_async, server_closed_cb);
     srv->closed_async.data = srv;
     int rv = nng_rep0_open(&srv->sock);
@@ -580,7 +643,12 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, server_pipe_cb, srv);
     srv->nworks = cfg->max_queued + SERVER_SPARE_CONTEXTS;
     srv->works = calloc(srv->nworks, sizeof *srv->works);
-    for (uint32_t i = 0; srv->works && i < srv->nworks; i++) {
+    if (!srv->works) {
+        snprintf(err->msg, sizeof err->msg, "out of memory for %u contexts", srv->nworks);
+        srv->nworks = 0;
+        return srv;
+    }
+    for (uint32_t i = 0; i < srv->nworks; i++) {
         c2d_work *w = &srv->works[i];
         w->srv = srv;
         if (nng_aio_alloc(&w->aio, server_work_cb, w) != 0 || nng_ctx_open(&w->ctx, srv->sock) != 0) {
@@ -600,23 +668,48 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
         srv->works[i].state = W_RECV;
         nng_ctx_recv(srv->works[i].ctx, srv->works[i].aio);
     }
+    if (pthread_create(&srv->checker, NULL, server_checker, srv) == 0) {
+        srv->checking = 1;
+    } else {
+        c2d_log(C2D_LOG_WARN, "no listener self-check thread: a listener NNG stops will stay stopped");
+    }
     return srv;
 }
 
 int c2d_server_shutdown_requested(c2d_server *srv, uint64_t *timeout_ms)
 {
-    *timeout_ms = srv->shutdown_timeout_ms;
-    return srv->shutdown_requested;
+    *timeout_ms = atomic_load(&srv->shutdown_timeout_ms);
+    return atomic_load(&srv->shutdown_requested);
 }
 
 void c2d_server_close_listeners(c2d_server *srv)
 {
+    if (srv->checking) {
+        pthread_mutex_lock(&srv->check_mu);
+        srv->check_stop = 1;
+        pthread_cond_signal(&srv->check_cv);
+        pthread_mutex_unlock(&srv->check_mu);
+        pthread_join(srv->checker, NULL);
+        srv->checking = 0;
+    }
     for (int i = 0; i < srv->nlisteners; i++) {
         if (srv->listeners[i].up) {
             nng_listener_close(srv->listeners[i].l);
             srv->listeners[i].up = 0;
         }
     }
+}
+
+/* libuv finishes closing the async handle inside srv on a later loop run:
+ * srv is freed from its close callback. */
+static void server_free(uv_handle_t *h)
+{
+    c2d_server *srv = h->data;
+    pthread_mutex_destroy(&srv->closed_mu);
+    pthread_mutex_destroy(&srv->check_mu);
+    pthread_cond_destroy(&srv->check_cv);
+    free(srv->closed);
+    free(srv);
 }
 
 void c2d_server_stop(c2d_server *srv)
@@ -633,8 +726,5 @@ void c2d_server_stop(c2d_server *srv)
         }
     }
     free(srv->works);
-    uv_close((uv_handle_t *)&srv->closed_async, NULL);
-    pthread_mutex_destroy(&srv->closed_mu);
-    free(srv->closed);
-    free(srv);
+    uv_close((uv_handle_t *)&srv->closed_async, server_free);
 }

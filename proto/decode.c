@@ -6,6 +6,7 @@
  * one check and one message for each rule.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,27 +316,62 @@ void c2p_msg_free(c2p_msg *m) { msgpack_unpacked_destroy(&m->up); }
 
 /* ---- submit_event ---- */
 
-/* Opens an optional block (photons, sources, ...) and reads its n;
- * *present says whether it was there. */
-static int proto_block(c2p_map *parent, const char *key, c2p_map *b, char *path, size_t cap, uint64_t max_n,
-                       uint64_t *n, int *present, c2p_err *err)
+/* A column of a block: a bin of comps 4-byte values per record, copied to
+ * offset in each record. */
+typedef struct proto_col {
+    const char *key;
+    int required;
+    size_t comps, offset;
+} proto_col;
+
+/* Reads an optional block (photons, sources, hits...) of n records of size
+ * stride into a new array *out. Every bin's length is checked against n
+ * before anything is allocated, so the allocation is bounded by the
+ * message's own size. *present says whether the block was there; *had
+ * (one flag per field, may be NULL) which optional fields were. */
+static int proto_block(c2p_map *parent, const char *key, uint64_t max_n, const proto_col *f, size_t nf,
+                       size_t stride, void **out, uint32_t *nout, int *present, int *had, c2p_err *err)
 {
     const msgpack_object *o = c2p_map_get(parent, key);
     *present = o != NULL;
     if (!o) {
         return 0;
     }
-    snprintf(path, cap, "%s.%s", parent->path, key);
-    int rc = c2p_map_open(b, o, path, err);
-    return rc ? rc : c2p_get_u64(b, "n", 1, 0, max_n, n, err);
-}
-
-/* calloc for a block's records; TOO_LARGE when there is no memory. */
-static void *proto_alloc(size_t n, size_t size, const char *path, int *rc, c2p_err *err)
-{
-    void *p = calloc(n ? n : 1, size);
-    *rc = p ? 0 : c2p_fail(err, C2P_TOO_LARGE, "%s: no memory for %zu records", path, n);
-    return p;
+    char path[64];
+    snprintf(path, sizeof path, "%s.%s", parent->path, key);
+    c2p_map b;
+    uint64_t n = 0;
+    int rc = c2p_map_open(&b, o, path, err);
+    if (rc || (rc = c2p_get_u64(&b, "n", 1, 0, max_n, &n, err))) {
+        return rc;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        const msgpack_object *v = c2p_map_get(&b, f[i].key);
+        if (!v && f[i].required) {
+            return c2p_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", path, f[i].key);
+        }
+        if (v && (v->type != MSGPACK_OBJECT_BIN || (uint64_t)v->via.bin.size != n * f[i].comps * 4)) {
+            return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %s%u bytes, expected %llu x %zu x 4", path, f[i].key,
+                            v->type == MSGPACK_OBJECT_BIN ? "" : "not a bin, ",
+                            v->type == MSGPACK_OBJECT_BIN ? v->via.bin.size : 0u, (unsigned long long)n, f[i].comps);
+        }
+        if (had) {
+            had[i] = v != NULL;
+        }
+    }
+    if ((rc = c2p_map_done(&b, err))) {
+        return rc;
+    }
+    char *recs = calloc(n ? n : 1, stride);
+    if (!recs) {
+        return c2p_fail(err, C2P_TOO_LARGE, "%s: no memory for %llu records", path, (unsigned long long)n);
+    }
+    for (size_t i = 0; i < nf; i++) {
+        c2p_get_bin32(&b, f[i].key, 0, n, f[i].comps, recs + f[i].offset, stride, err); /* sizes checked above */
+    }
+    *out = recs;
+    *nout = (uint32_t)n;
+    return 0;
 }
 
 static int proto_want(c2p_map *m, uint32_t *want, c2p_err *err)
@@ -363,83 +399,86 @@ static int proto_want(c2p_map *m, uint32_t *want, c2p_err *err)
     return 0;
 }
 
+#define F(key, req, comps, type, field) {key, req, comps, offsetof(type, field)}
+static const proto_col proto_photon_in[] = {
+    F("pos", 1, 3, c2_photon, pos),       F("dir", 1, 3, c2_photon, dir),   F("wavelength", 1, 1, c2_photon, wavelength),
+    F("pol", 0, 3, c2_photon, pol),       F("time", 0, 1, c2_photon, time), F("weight", 0, 1, c2_photon, weight)};
+static const proto_col proto_source_in[] = {
+    F("pos", 1, 3, c2_source, pos),
+    F("time", 1, 1, c2_source, time),
+    F("dir", 1, 3, c2_source, dir),
+    F("cos_half_angle", 1, 1, c2_source, cos_half_angle),
+    F("wavelength", 1, 1, c2_source, wavelength),
+    F("spectrum", 1, 1, c2_source, spectrum),
+    F("nphotons", 1, 1, c2_source, nphotons)};
+static const proto_col proto_hit_in[] = {
+    F("photon_id", 1, 1, c2_hit, photon_id), F("channel", 1, 1, c2_hit, channel), F("time", 1, 1, c2_hit, time),
+    F("wavelength", 1, 1, c2_hit, wavelength), F("pos", 1, 3, c2_hit, pos),   F("flags", 1, 1, c2_hit, flags)};
+static const proto_col proto_end_state_in[] = {
+    F("pos", 1, 3, c2_photon, pos),
+    F("dir", 1, 3, c2_photon, dir),
+    F("pol", 1, 3, c2_photon, pol),
+    F("wavelength", 1, 1, c2_photon, wavelength),
+    F("time", 1, 1, c2_photon, time),
+    F("weight", 1, 1, c2_photon, weight),
+    F("flags", 1, 1, c2_photon, flags),
+    F("channel", 1, 1, c2_photon, channel),
+    F("last_hit_triangle", 1, 1, c2_photon, last_hit_triangle),
+    F("steps", 1, 1, c2_photon, steps)};
+static const proto_col proto_channel_in[] = {
+    F("channel", 1, 1, c2_channel_summary, channel), F("count", 1, 1, c2_channel_summary, count),
+    F("first_time", 1, 1, c2_channel_summary, first_time), F("charge", 1, 1, c2_channel_summary, charge)};
+#undef F
+#define PROTO_N(a) (sizeof(a) / sizeof((a)[0]))
+
 static int proto_photons(c2p_map *m, uint64_t max, c2p_event *ev, c2p_err *err)
 {
-    c2p_map b;
-    char path[64];
-    uint64_t n = 0;
-    int present, rc = proto_block(m, "photons", &b, path, sizeof path, max, &n, &present, err);
-    if (rc || !present || !(ev->photons = proto_alloc(n, sizeof(c2_photon), path, &rc, err))) {
-        return rc;
+    int present, had[PROTO_N(proto_photon_in)];
+    int rc = proto_block(m, "photons", max, proto_photon_in, PROTO_N(proto_photon_in), sizeof(c2_photon),
+                         (void **)&ev->photons, &ev->nphotons, &present, had, err);
+    for (uint32_t i = 0; !rc && present && !had[5] && i < ev->nphotons; i++) {
+        ev->photons[i].weight = 1.0f; /* weight defaults to 1 */
     }
-    ev->nphotons = (uint32_t)n;
-    for (uint64_t i = 0; i < n; i++) {
-        ev->photons[i].weight = 1.0f;
-    }
-    const size_t st = sizeof(c2_photon);
-    c2_photon *p = ev->photons;
-    if ((rc = c2p_get_bin32(&b, "pos", 1, n, 3, p->pos, st, err)) ||
-        (rc = c2p_get_bin32(&b, "dir", 1, n, 3, p->dir, st, err)) ||
-        (rc = c2p_get_bin32(&b, "wavelength", 1, n, 1, &p->wavelength, st, err)) ||
-        (rc = c2p_get_bin32(&b, "pol", 0, n, 3, p->pol, st, err)) ||
-        (rc = c2p_get_bin32(&b, "time", 0, n, 1, &p->time, st, err)) ||
-        (rc = c2p_get_bin32(&b, "weight", 0, n, 1, &p->weight, st, err))) {
-        return rc;
-    }
-    return c2p_map_done(&b, err);
+    return rc;
 }
 
 static int proto_sources(c2p_map *m, c2p_event *ev, c2p_err *err)
 {
-    c2p_map b;
-    char path[64];
-    uint64_t n = 0;
-    int present, rc = proto_block(m, "sources", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
-    if (rc || !present || !(ev->sources = proto_alloc(n, sizeof(c2_source), path, &rc, err))) {
-        return rc;
-    }
-    ev->nsources = (uint32_t)n;
-    const size_t st = sizeof(c2_source);
-    c2_source *s = ev->sources;
-    if ((rc = c2p_get_bin32(&b, "pos", 1, n, 3, s->pos, st, err)) ||
-        (rc = c2p_get_bin32(&b, "time", 1, n, 1, &s->time, st, err)) ||
-        (rc = c2p_get_bin32(&b, "dir", 1, n, 3, s->dir, st, err)) ||
-        (rc = c2p_get_bin32(&b, "cos_half_angle", 1, n, 1, &s->cos_half_angle, st, err)) ||
-        (rc = c2p_get_bin32(&b, "wavelength", 1, n, 1, &s->wavelength, st, err)) ||
-        (rc = c2p_get_bin32(&b, "spectrum", 1, n, 1, &s->spectrum, st, err)) ||
-        (rc = c2p_get_bin32(&b, "nphotons", 1, n, 1, &s->nphotons, st, err))) {
-        return rc;
-    }
-    return c2p_map_done(&b, err);
+    int present;
+    return proto_block(m, "sources", UINT32_MAX, proto_source_in, PROTO_N(proto_source_in), sizeof(c2_source),
+                       (void **)&ev->sources, &ev->nsources, &present, NULL, err);
 }
 
 static int proto_spectra(c2p_map *m, c2p_event *ev, c2p_err *err)
 {
+    const msgpack_object *o = c2p_map_get(m, "spectra");
+    if (!o) {
+        return 0;
+    }
     c2p_map b;
-    char path[64];
     uint64_t n = 0;
-    int present, rc = proto_block(m, "spectra", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
-    if (rc || !present) {
+    int rc = c2p_map_open(&b, o, "submit_event.spectra", err);
+    if (rc || (rc = c2p_get_u64(&b, "n", 1, 1, UINT32_MAX, &n, err))) {
         return rc;
     }
     const msgpack_object *cdf = c2p_map_get(&b, "cdf");
-    if (!cdf || cdf->type != MSGPACK_OBJECT_BIN || n == 0 || cdf->via.bin.size % (4 * n) != 0) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.cdf: expected a bin of n x nwl little-endian f32", path);
+    if (!cdf || cdf->type != MSGPACK_OBJECT_BIN || cdf->via.bin.size % (4 * n) != 0) {
+        return c2p_fail(err, C2P_BAD_REQUEST, "submit_event.spectra.cdf: expected a bin of n x nwl little-endian f32");
     }
     size_t nwl = cdf->via.bin.size / (4 * n);
     if (nwl < 2 || nwl > C2_MAX_WAVELENGTHS) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.cdf: %zu values per spectrum (2..%u)", path, nwl,
+        return c2p_fail(err, C2P_BAD_REQUEST, "submit_event.spectra.cdf: %zu values per spectrum (2..%u)", nwl,
                         C2_MAX_WAVELENGTHS);
     }
-    if (!(ev->spectra = proto_alloc(n * nwl, sizeof(float), path, &rc, err))) {
+    if ((rc = c2p_map_done(&b, err))) {
         return rc;
+    }
+    if (!(ev->spectra = malloc(cdf->via.bin.size))) {
+        return c2p_fail(err, C2P_TOO_LARGE, "submit_event.spectra: no memory");
     }
     ev->nspectra = (uint32_t)n;
     ev->spectra_nwl = (uint32_t)nwl;
-    if ((rc = c2p_get_bin32(&b, "cdf", 1, n * nwl, 1, ev->spectra, 4, err))) {
-        return rc;
-    }
-    return c2p_map_done(&b, err);
+    return c2p_get_bin32(&b, "cdf", 1, n * nwl, 1, ev->spectra, 4, err);
 }
 
 int c2p_decode_event(const c2p_msg *msg, uint64_t max_photons, c2p_event *ev, c2p_err *err)
@@ -517,78 +556,23 @@ c2_event c2p_event_view(const c2p_event *ev)
 
 /* ---- results ---- */
 
-static int proto_hits(c2p_map *m, c2_event_result *r, c2p_err *err)
+static int proto_result_blocks(c2p_map *m, c2_event_result *r, c2p_err *err)
 {
-    c2p_map b;
-    char path[64];
-    uint64_t n = 0;
-    int present, rc = proto_block(m, "hits", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
-    if (rc || !present || !(r->hits = proto_alloc(n, sizeof(c2_hit), path, &rc, err))) {
-        return rc;
+    int present;
+    int rc = proto_block(m, "hits", UINT32_MAX, proto_hit_in, PROTO_N(proto_hit_in), sizeof(c2_hit),
+                         (void **)&r->hits, &r->nhits, &present, NULL, err);
+    if (!rc) {
+        rc = proto_block(m, "photons", UINT32_MAX, proto_end_state_in, PROTO_N(proto_end_state_in),
+                         sizeof(c2_photon), (void **)&r->photons, &r->nphotons, &present, NULL, err);
+        for (uint32_t i = 0; !rc && i < r->nphotons; i++) {
+            r->photons[i].id = i;
+        }
     }
-    r->nhits = (uint32_t)n;
-    const size_t st = sizeof(c2_hit);
-    c2_hit *h = r->hits;
-    if ((rc = c2p_get_bin32(&b, "photon_id", 1, n, 1, &h->photon_id, st, err)) ||
-        (rc = c2p_get_bin32(&b, "channel", 1, n, 1, &h->channel, st, err)) ||
-        (rc = c2p_get_bin32(&b, "time", 1, n, 1, &h->time, st, err)) ||
-        (rc = c2p_get_bin32(&b, "wavelength", 1, n, 1, &h->wavelength, st, err)) ||
-        (rc = c2p_get_bin32(&b, "pos", 1, n, 3, h->pos, st, err)) ||
-        (rc = c2p_get_bin32(&b, "flags", 1, n, 1, &h->flags, st, err))) {
-        return rc;
+    if (!rc) {
+        rc = proto_block(m, "channels", UINT32_MAX, proto_channel_in, PROTO_N(proto_channel_in),
+                         sizeof(c2_channel_summary), (void **)&r->channels, &r->nchannels, &present, NULL, err);
     }
-    return c2p_map_done(&b, err);
-}
-
-static int proto_end_states(c2p_map *m, c2_event_result *r, c2p_err *err)
-{
-    c2p_map b;
-    char path[64];
-    uint64_t n = 0;
-    int present, rc = proto_block(m, "photons", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
-    if (rc || !present || !(r->photons = proto_alloc(n, sizeof(c2_photon), path, &rc, err))) {
-        return rc;
-    }
-    r->nphotons = (uint32_t)n;
-    const size_t st = sizeof(c2_photon);
-    c2_photon *p = r->photons;
-    if ((rc = c2p_get_bin32(&b, "pos", 1, n, 3, p->pos, st, err)) ||
-        (rc = c2p_get_bin32(&b, "dir", 1, n, 3, p->dir, st, err)) ||
-        (rc = c2p_get_bin32(&b, "pol", 1, n, 3, p->pol, st, err)) ||
-        (rc = c2p_get_bin32(&b, "wavelength", 1, n, 1, &p->wavelength, st, err)) ||
-        (rc = c2p_get_bin32(&b, "time", 1, n, 1, &p->time, st, err)) ||
-        (rc = c2p_get_bin32(&b, "weight", 1, n, 1, &p->weight, st, err)) ||
-        (rc = c2p_get_bin32(&b, "flags", 1, n, 1, &p->flags, st, err)) ||
-        (rc = c2p_get_bin32(&b, "channel", 1, n, 1, &p->channel, st, err)) ||
-        (rc = c2p_get_bin32(&b, "last_hit_triangle", 1, n, 1, &p->last_hit_triangle, st, err)) ||
-        (rc = c2p_get_bin32(&b, "steps", 1, n, 1, &p->steps, st, err))) {
-        return rc;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        p[i].id = (uint32_t)i;
-    }
-    return c2p_map_done(&b, err);
-}
-
-static int proto_channels(c2p_map *m, c2_event_result *r, c2p_err *err)
-{
-    c2p_map b;
-    char path[64];
-    uint64_t n = 0;
-    int present, rc = proto_block(m, "channels", &b, path, sizeof path, UINT32_MAX, &n, &present, err);
-    if (rc || !present || !(r->channels = proto_alloc(n, sizeof(c2_channel_summary), path, &rc, err))) {
-        return rc;
-    }
-    r->nchannels = (uint32_t)n;
-    const size_t st = sizeof(c2_channel_summary);
-    c2_channel_summary *s = r->channels;
-    if ((rc = c2p_get_bin32(&b, "channel", 1, n, 1, &s->channel, st, err)) ||
-        (rc = c2p_get_bin32(&b, "count", 1, n, 1, &s->count, st, err)) ||
-        (rc = c2p_get_bin32(&b, "first_time", 1, n, 1, &s->first_time, st, err)) ||
-        (rc = c2p_get_bin32(&b, "charge", 1, n, 1, &s->charge, st, err))) {
-        return rc;
-    }
-    return c2p_map_done(&b, err);
+    return rc;
 }
 
 static int proto_counters(c2p_map *m, c2p_result *out, c2p_err *err)
@@ -624,8 +608,7 @@ int c2p_decode_result(const c2p_msg *msg, c2p_result *out, c2p_err *err)
     c2p_map_get(&m, "ok");
     if (rc || (rc = c2p_get_u64(&m, "ticket", 1, 0, UINT64_MAX, &out->ticket, err)) ||
         (rc = c2p_get_u64(&m, "event_id", 1, 0, UINT64_MAX, &out->event_id, err)) ||
-        (rc = proto_hits(&m, &out->r, err)) || (rc = proto_end_states(&m, &out->r, err)) ||
-        (rc = proto_channels(&m, &out->r, err)) || (rc = proto_counters(&m, out, err)) ||
+        (rc = proto_result_blocks(&m, &out->r, err)) || (rc = proto_counters(&m, out, err)) ||
         (rc = c2p_map_done(&m, err))) {
         c2p_result_free(out);
         return rc;

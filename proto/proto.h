@@ -8,7 +8,8 @@
  * message's size:
  *   1. c2p_scan walks the raw bytes: one map, depth <= C2P_MAX_DEPTH, every
  *      count no larger than the bytes that remain, maps of at most
- *      C2P_MAX_MAP entries. Only then does msgpack-c (which would allocate
+ *      C2P_MAX_MAP entries, at most C2P_MAX_ELEMENTS elements in all (bulk
+ *      data travels in bins, which msgpack-c does not copy). Only then does msgpack-c (which would allocate
  *      16 bytes per claimed element up front) see the data.
  *   2. c2p_parse_request / c2p_parse_reply unpack it and read the envelope.
  *   3. c2p_decode_* read one message type into owned C arrays, checking
@@ -36,6 +37,8 @@ extern "C" {
 #define C2P_MAX_DEPTH 8  /* maps and arrays nested */
 #define C2P_MAX_MAP 64   /* entries in one map */
 #define C2P_NAME_MAX 64  /* geometry names */
+#define C2P_MAX_ELEMENTS (1u << 20) /* map entries and array elements in one message: msgpack-c
+                                       allocates ~24 bytes each, so this caps it near 24 MiB */
 
 /* Stable error codes on the wire (PROTOCOL.md); 0 is success. */
 #define C2P_ERRORS(X)                                                                                      \

@@ -27,6 +27,7 @@ int c2p_scan(const void *buf, size_t len, c2p_err *err)
     uint64_t left[C2P_MAX_DEPTH + 1]; /* items still to read per open container */
     int depth = 0;
     size_t pos = 0;
+    uint64_t elements = 0;
     left[0] = 1; /* the root value */
     if (len == 0) {
         return c2p_fail(err, C2P_MALFORMED, "empty message");
@@ -100,6 +101,11 @@ int c2p_scan(const void *buf, size_t len, c2p_err *err)
             if (container == 2 && items > C2P_MAX_MAP) {
                 return c2p_fail(err, C2P_MALFORMED, "byte %zu: a map of %llu entries (at most %d)", pos,
                                 (unsigned long long)items, C2P_MAX_MAP);
+            }
+            elements += elems;
+            if (elements > C2P_MAX_ELEMENTS) {
+                return c2p_fail(err, C2P_MALFORMED, "byte %zu: more than %u map entries and array elements in all",
+                                pos, C2P_MAX_ELEMENTS);
             }
             if (depth + 1 > C2P_MAX_DEPTH) {
                 return c2p_fail(err, C2P_MALFORMED, "byte %zu: nested deeper than %d", pos, C2P_MAX_DEPTH);

@@ -15,6 +15,7 @@
     X(geometry_bvh_invariants)         \
     X(geometry_rejects_bad_input)      \
     X(geometry_default_detector)       \
+    X(geometry_content_identity)       \
     X(transport_attenuation)           \
     X(transport_time_of_flight)        \
     X(transport_detection_efficiency)  \

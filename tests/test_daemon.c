@@ -165,6 +165,7 @@ TEST(daemon_hello_ping_status)
     msgpack_pack_uint64(&pk, 1);
     c2p_pack_kv_str(&pk, "client", "c2-tests");
     c2_reply *r;
+    int rc;
     CHECK(c2_client_call(c, "hello", sb.data, sb.size, 2, 2000, &r, &err) == 0, "%s", err.msg);
     size_t len;
     const void *data = c2_reply_data(r, &len);
@@ -176,7 +177,31 @@ TEST(daemon_hello_ping_status)
           "hello reply lacks version 1 or the default geometry");
     const msgpack_object *mx = reply_field(&m, "limits", "max_events_queued");
     CHECK(mx && mx->via.u64 == 1024, "hello limits");
+    /* the default geometry's digest pins it: the right one runs, another
+     * is refused */
+    c2p_map gm;
+    char digest[65] = "";
+    CHECK(c2p_map_open(&gm, &g->via.array.ptr[0], "geometry", &perr) == 0 &&
+              c2p_get_str(&gm, "digest", 1, digest, sizeof digest, &perr) == 0 && strlen(digest) == 64,
+          "geometry summary lacks a digest");
+    printf("  default geometry digest %s\n", digest);
     c2p_msg_free(&m);
+    c2_source src = point_source(100);
+    c2_event ev = c2t_event(1, 1, NULL, 0, &src, 1, C2_RETURN_HITS);
+    c2_submit_opts o = {0};
+    o.digest = digest;
+    c2_future *f;
+    const c2_event_result *res;
+    CHECK(c2_client_submit(c, &ev, &o, &f, &err) == 0 && c2_future_wait(f, 60000) == 0 &&
+              c2_future_result(f, &res, &err) == 0,
+          "event pinned to the right digest: %s", err.msg);
+    c2_future_free(f);
+    digest[0] = digest[0] == '0' ? '1' : '0';
+    CHECK(c2_client_submit(c, &ev, &o, &f, &err) == 0 && c2_future_wait(f, 60000) == 0, "submit");
+    rc = c2_future_result(f, &res, &err);
+    printf("  wrong digest -> %d: %s\n", rc, err.msg);
+    CHECK(rc == C2_REMOTE_DIGEST_MISMATCH, "a wrong digest was not refused");
+    c2_future_free(f);
     c2_reply_free(r);
     msgpack_sbuffer_destroy(&sb);
 
@@ -186,7 +211,7 @@ TEST(daemon_hello_ping_status)
     c2p_pack_key(&pk, "versions");
     msgpack_pack_array(&pk, 1);
     msgpack_pack_uint64(&pk, 7);
-    int rc = c2_client_call(c, "hello", sb.data, sb.size, 1, 2000, &r, &err);
+    rc = c2_client_call(c, "hello", sb.data, sb.size, 1, 2000, &r, &err);
     printf("  hello with versions [7] -> %d: %s\n", rc, err.msg);
     CHECK(rc == C2_REMOTE_VERSION, "no common version accepted");
     msgpack_sbuffer_destroy(&sb);
@@ -548,7 +573,7 @@ static int ctl(const char *url, const char *args)
 {
     const char *bin = getenv("C2T_CTL") ? getenv("C2T_CTL") : "build/bin/chroma2ctl";
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s --url %s --timeout 1000 %s >/dev/null 2>&1", bin, url, args);
+    snprintf(cmd, sizeof cmd, "%s --url %s --timeout 10000 %s >/dev/null 2>&1", bin, url, args);
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -572,7 +597,7 @@ TEST(daemon_chroma2ctl_exit_codes)
     CHECK(ctl(d.url, "shutdown") == 0, "shutdown");
     int st = daemon_stop(&d, 0);
     CHECK(st == 0, "daemon exit status %d after shutdown", st);
-    int unreachable = ctl(d.url, "ping");
+    int unreachable = ctl(d.url, "--timeout 500 ping");
     printf("  chroma2ctl ping with no daemon -> exit %d\n", unreachable);
     CHECK(unreachable == 3, "an absent daemon must give exit 3");
 }

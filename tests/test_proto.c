@@ -198,6 +198,12 @@ static void body_short_dir(msgpack_packer *pk)
 }
 static void body_seed_string(msgpack_packer *pk) { c2p_pack_kv_str(pk, "seed", "42"); }
 static void body_nothing(msgpack_packer *pk) { c2p_pack_kv_u64(pk, "seed", 1); }
+static void body_huge_n(msgpack_packer *pk)
+{
+    c2p_pack_key(pk, "photons");
+    msgpack_pack_map(pk, 1);
+    c2p_pack_kv_u64(pk, "n", 1u << 23); /* 640 MiB of records if allocated before the bins are checked */
+}
 static void body_dup_key(msgpack_packer *pk)
 {
     c2p_pack_kv_u64(pk, "seed", 1);
@@ -239,6 +245,21 @@ TEST(proto_rejects_hostile_input)
         wide[k++] = 0x01;
     }
     expect_refused("map of 65 entries", wide, k, C2P_MALFORMED, "at most 64");
+    size_t nbig = (1u << 20) + 8;
+    char *big = malloc(nbig + 16);
+    k = 0;
+    big[k++] = (char)0x81; /* {"x": [nil x 2^20 + 1]} */
+    big[k++] = (char)0xa1;
+    big[k++] = 'x';
+    big[k++] = (char)0xdd;
+    uint32_t cnt = (1u << 20) + 1;
+    big[k++] = (char)(cnt >> 24);
+    big[k++] = (char)(cnt >> 16);
+    big[k++] = (char)(cnt >> 8);
+    big[k++] = (char)cnt;
+    memset(big + k, 0xc0, cnt);
+    expect_refused("array of 2^20 + 1 nils", big, k + cnt, C2P_MALFORMED, "in all");
+    free(big);
 
     /* envelope and fields */
     struct {
@@ -259,6 +280,7 @@ TEST(proto_rejects_hostile_input)
         {"seed as a string", 1, "submit_event", 1, body_seed_string, C2P_BAD_REQUEST, "seed: expected an unsigned"},
         {"no photons at all", 1, "submit_event", 1, body_nothing, C2P_BAD_REQUEST, "no photons"},
         {"duplicate key", 1, "submit_event", 2, body_dup_key, C2P_BAD_REQUEST, "'seed' appears twice"},
+        {"n of 2^23 and no arrays", 1, "submit_event", 1, body_huge_n, C2P_BAD_REQUEST, "'pos' is required"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         msgpack_sbuffer sb = request(cases[i].v, cases[i].type, cases[i].n, cases[i].fn);

@@ -528,3 +528,43 @@ int c2_geometry_triangle(const c2_geometry *g, uint32_t t, float out[9])
     memcpy(out, g->verts + 9 * (size_t)t, 9 * sizeof(float));
     return 0;
 }
+
+void c2_geometry_content(const c2_geometry *g, void (*write)(const void *, size_t, void *), void *ctx)
+{
+    static const char tag[8] = "c2geom1";
+    const size_t nwl = g->nwl;
+    write(tag, sizeof tag, ctx);
+    write(&g->wl_min, sizeof g->wl_min, ctx);
+    write(&g->wl_step, sizeof g->wl_step, ctx);
+    write(&g->nwl, sizeof g->nwl, ctx);
+    write(&g->nmat, sizeof g->nmat, ctx);
+    write(g->mat, (size_t)g->nmat * C2K_MAT_NPROP * nwl * sizeof(float), ctx);
+    write(g->mat_tau, (size_t)g->nmat * sizeof(float), ctx);
+    write(&g->nsurf, sizeof g->nsurf, ctx);
+    write(g->surf, (size_t)g->nsurf * C2K_SURF_NPROP * nwl * sizeof(float), ctx);
+    write(g->surf_model, (size_t)g->nsurf * sizeof(uint32_t), ctx);
+    write(g->surf_tau, (size_t)g->nsurf * sizeof(float), ctx);
+    write(&g->nmeshes, sizeof g->nmeshes, ctx);
+    for (uint32_t i = 0; i < g->nmeshes; i++) {
+        const c2i_mesh *m = &g->meshes[i];
+        write(&m->nverts, sizeof m->nverts, ctx);
+        write(m->verts, (size_t)m->nverts * 3 * sizeof(float), ctx);
+        write(&m->ntris, sizeof m->ntris, ctx);
+        write(m->tris, (size_t)m->ntris * 3 * sizeof(uint32_t), ctx);
+    }
+    write(&g->nsolids, sizeof g->nsolids, ctx);
+    for (uint32_t i = 0; i < g->nsolids; i++) {
+        const c2i_solid *so = &g->solids[i];
+        const uint32_t ids[5] = {so->mesh, so->inner, so->outer, (uint32_t)so->surface, (uint32_t)so->channel};
+        const uint32_t over = so->tri_surface != NULL;
+        write(ids, sizeof ids, ctx);
+        write(so->rot, sizeof so->rot, ctx);
+        write(so->shift, sizeof so->shift, ctx);
+        write(&over, sizeof over, ctx);
+        if (over) {
+            size_t n = g->meshes[so->mesh].ntris;
+            write(so->tri_surface, n * sizeof(int32_t), ctx);
+            write(so->tri_channel, n * sizeof(int32_t), ctx);
+        }
+    }
+}

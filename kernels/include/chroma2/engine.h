@@ -247,6 +247,13 @@ uint32_t c2_geometry_nchannels(const c2_geometry *g);
 /* The three vertices (9 floats) of flattened triangle t, 0 if t is valid. */
 int c2_geometry_triangle(const c2_geometry *g, uint32_t t, float out[9]);
 
+/* Streams the geometry's content as it was added (grid, materials,
+ * surfaces, meshes, solids, per-triangle overrides) as bytes in a fixed
+ * order and layout to write(data, len, ctx); the daemon hashes it into the
+ * geometry's digest. Two geometries with equal streams are the same
+ * geometry. */
+void c2_geometry_content(const c2_geometry *g, void (*write)(const void *data, size_t len, void *ctx), void *ctx);
+
 /* ---- the built-in parametric detector ---- */
 typedef struct c2_detector_params {
     float radius;            /* mm: water sphere, PMTs and black shell at this radius */
