@@ -4,6 +4,7 @@
 #   make            libraries, test runner, benchmarks
 #   make test       every test (plain and sanitizer builds), ends in a summary
 #   make bench-cpu  the CPU engine benchmark table
+#   make bench-ipc  the daemon's round trips, throughput and overhead table
 #   make bench-gpu  the GPU benchmark table (on a machine with a GPU)
 #   make fuzz       libFuzzer on the protocol decoder (FUZZ_SECONDS, default 600)
 #   make CUDA=0     no CUDA parts
@@ -44,6 +45,7 @@ PROTO_LIB  := $(BUILD)/lib/libchroma2-proto.a
 DAEMON_BIN := $(BUILD)/bin/chroma2d
 TEST_CLIENT := $(BUILD)/bin/c2-test-client
 CTL_BIN    := $(BUILD)/bin/chroma2ctl
+BENCH_IPC  := $(BUILD)/bin/bench-ipc
 CLIENT_LIB := $(BUILD)/lib/libchroma2-client.a
 CLIENT_SO  := $(BUILD)/lib/libchroma2-client.so
 TEST_BIN   := $(BUILD)/bin/c2-tests
@@ -55,9 +57,9 @@ CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: deps all install test test-gpu bench-cpu bench-gpu fuzz clean
+.PHONY: deps all install test test-gpu bench-cpu bench-gpu bench-ipc fuzz clean
 all: deps $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(CTL_BIN) $(TEST_BIN) $(TEST_CLIENT) \
-     $(BENCH_BIN) \
+     $(BENCH_BIN) $(BENCH_IPC) \
      $(CUDA_BINS)
 	@echo "built: $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
 
@@ -168,6 +170,13 @@ bench-gpu: $(BENCH_GPU)
 
 bench-cpu: $(BENCH_BIN)
 	$(BENCH_BIN)
+
+$(BENCH_IPC): $(call obj,tools/bench_ipc.c tests/util.c) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+
+bench-ipc: $(BENCH_IPC) $(DAEMON_BIN)
+	$(BENCH_IPC)
 
 # make install PREFIX=/usr/local DESTDIR=: binaries, the client library
 # (shared and static), its header (with engine.h, which it includes), the

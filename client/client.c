@@ -23,6 +23,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 
+#include "../../proto/nng_packer.h"
 #include "../../proto/proto.h"
 #include "chroma2/client.h"
 
@@ -86,11 +87,6 @@ static int client_fail(c2_error *err, int code, const char *fmt, ...)
         va_end(ap);
     }
     return code;
-}
-
-static int client_write(void *data, const char *buf, size_t len)
-{
-    return nng_msg_append((nng_msg *)data, buf, len) == 0 ? 0 : -1;
 }
 
 int c2_client_open(const char *url, c2_client **out, c2_error *err)
@@ -370,7 +366,7 @@ static int client_call_packed(c2_client *c, c2p_type type, void (*body)(msgpack_
         return client_fail(err, C2_ENOMEM, "out of memory");
     }
     msgpack_packer pk;
-    msgpack_packer_init(&pk, msg, client_write);
+    c2p_nng_packer_init(&pk, msg);
     uint64_t id = client_next_id(c);
     c2p_pack_request_head(&pk, id, type, nfields);
     if (body) {
@@ -489,11 +485,18 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
     pe.nspectra = ev->nspectra;
     pe.spectra_nwl = opts ? opts->spectra_nwl : 0;
     nng_msg *msg;
+    /* room for the whole request up front: 52 bytes a photon and a source
+     * on the wire, plus the spectra and the small fields */
+    size_t size = 52 * ((size_t)pe.nphotons + pe.nsources) + 4 * (size_t)pe.nspectra * pe.spectra_nwl + 1024;
     if (nng_msg_alloc(&msg, 0) != 0) {
         return client_fail(err, C2_ENOMEM, "out of memory");
     }
+    if (nng_msg_reserve(msg, size) != 0) {
+        nng_msg_free(msg);
+        return client_fail(err, C2_ENOMEM, "out of memory for a request of %zu bytes", size);
+    }
     msgpack_packer pk;
-    msgpack_packer_init(&pk, msg, client_write);
+    c2p_nng_packer_init(&pk, msg);
     uint64_t id = client_next_id(c);
     c2p_pack_event(&pk, id, &pe);
     return future_start(c, 1, 0, msg, id, out, err);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "../proto/nng_packer.h"
 #include "daemon.h"
 
 #include <nng/protocol/reqrep0/rep.h>
@@ -74,12 +75,7 @@ static double server_now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static int server_write(void *data, const char *buf, size_t len)
-{
-    return nng_msg_append((nng_msg *)data, buf, len) == 0 ? 0 : -1;
-}
-
-void c2d_packer_init(msgpack_packer *pk, nng_msg *msg) { msgpack_packer_init(pk, msg, server_write); }
+void c2d_packer_init(msgpack_packer *pk, nng_msg *msg) { c2p_nng_packer_init(pk, msg); }
 
 nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message)
 {

@@ -230,8 +230,19 @@ int c2p_get_bin32(c2p_map *m, const char *key, int required, size_t n, size_t co
         return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %u bytes, expected %zu x %zu x 4 = %llu", m->path, key,
                         o->via.bin.size, n, comps, (unsigned long long)n * comps * 4);
     }
-    /* bin data is unaligned and little-endian: assemble each value */
+    /* bin data is unaligned and little-endian: memcpy each record on a
+     * little-endian host, else assemble each value */
     const uint8_t *src = (const uint8_t *)o->via.bin.ptr;
+    const size_t rec = 4 * comps;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (stride == rec) {
+        memcpy(out, src, n * rec);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++, src += rec) {
+        memcpy((uint8_t *)out + i * stride, src, rec);
+    }
+#else
     for (size_t i = 0; i < n; i++) {
         uint8_t *dst = (uint8_t *)out + i * stride;
         for (size_t c = 0; c < comps; c++, src += 4) {
@@ -239,6 +250,7 @@ int c2p_get_bin32(c2p_map *m, const char *key, int required, size_t n, size_t co
             memcpy(dst + 4 * c, &v, 4);
         }
     }
+#endif
     return 0;
 }
 

@@ -53,22 +53,34 @@ void c2p_pack_kv_bin32(msgpack_packer *pk, const char *key, const void *base, si
 {
     c2p_pack_key(pk, key);
     msgpack_pack_bin(pk, n * comps * 4);
-    uint8_t chunk[4096]; /* gathered and byte-ordered in chunks, then written */
+    const size_t rec = 4 * comps;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (stride == rec) { /* already packed little-endian */
+        msgpack_pack_bin_body(pk, base, n * rec);
+        return;
+    }
+#endif
+    uint8_t chunk[16384]; /* gathered (and byte-ordered) in chunks, then written */
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *rec = (const uint8_t *)base + i * stride;
+        const uint8_t *r = (const uint8_t *)base + i * stride;
+        if (used + rec > sizeof chunk) {
+            msgpack_pack_bin_body(pk, chunk, used);
+            used = 0;
+        }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        memcpy(chunk + used, r, rec);
+        used += rec;
+#else
         for (size_t c = 0; c < comps; c++) {
             uint32_t v;
-            memcpy(&v, rec + 4 * c, 4);
+            memcpy(&v, r + 4 * c, 4);
             chunk[used++] = (uint8_t)v;
             chunk[used++] = (uint8_t)(v >> 8);
             chunk[used++] = (uint8_t)(v >> 16);
             chunk[used++] = (uint8_t)(v >> 24);
-            if (used == sizeof chunk) {
-                msgpack_pack_bin_body(pk, chunk, used);
-                used = 0;
-            }
         }
+#endif
     }
     if (used) {
         msgpack_pack_bin_body(pk, chunk, used);

@@ -1,0 +1,266 @@
+/*
+ * bench_ipc.c: `make bench-ipc`. Starts chroma2d (build/bin/chroma2d, the
+ * default detector) on a temporary ipc socket and measures, in one run:
+ *   1. ping round trips, p50 and p99;
+ *   2. the request path of a 1 M-photon event (pack, send, scan, unpack,
+ *      decode into engine arrays, reply) against raw NNG ipc moving the same
+ *      bytes to a REP socket that only replies;
+ *   3. 100-photon events per second from 16 concurrent clients;
+ *   4. the time per such event through the daemon against the engine alone.
+ * Prints a markdown table for doc/benchmarks.md. A benchmark, not a test.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "../proto/proto.h"
+#include "../tests/util.h"
+#include "chroma2/client.h"
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void die(const char *what, const char *msg)
+{
+    fprintf(stderr, "bench-ipc: %s: %s\n", what, msg);
+    exit(1);
+}
+
+/* ---- the raw NNG reference: a REP socket that answers every message ---- */
+
+static void *raw_server(void *arg)
+{
+    nng_socket *s = arg;
+    for (;;) {
+        nng_msg *m;
+        if (nng_recvmsg(*s, &m, 0) != 0) {
+            return NULL;
+        }
+        nng_msg_clear(m);
+        nng_msg_append(m, "ok", 2);
+        if (nng_sendmsg(*s, m, 0) != 0) {
+            nng_msg_free(m);
+        }
+    }
+}
+
+/* Seconds per round trip of buf through a REQ socket dialled to url. */
+static double raw_round_trip(const char *url, const void *buf, size_t len, int reps)
+{
+    nng_socket s;
+    if (nng_req0_open(&s) || nng_dial(s, url, NULL, 0)) {
+        die("raw", "cannot dial the reference socket");
+    }
+    double best = 1e30;
+    for (int i = 0; i < reps; i++) {
+        double t0 = now_s();
+        nng_msg *m;
+        nng_msg_alloc(&m, 0);
+        nng_msg_append(m, buf, len);
+        nng_sendmsg(s, m, 0);
+        nng_recvmsg(s, &m, 0);
+        nng_msg_free(m);
+        best = fmin(best, now_s() - t0);
+    }
+    nng_close(s);
+    return best;
+}
+
+/* ---- many small events from many clients ---- */
+
+typedef struct small_arg {
+    const char *url;
+    double until;
+    long done;
+} small_arg;
+
+static void *small_client(void *p)
+{
+    small_arg *a = p;
+    c2_client *c;
+    c2_error err;
+    if (c2_client_open(a->url, &c, &err)) {
+        die("client", err.msg);
+    }
+    c2_source src = {{0, 0, 0}, 0, {0, 0, 1}, -1.0f, 420.0f, -1, 100, 0};
+    enum { WINDOW = 4 };
+    c2_future *f[WINDOW] = {0};
+    uint64_t id = 0;
+    while (now_s() < a->until) {
+        for (int k = 0; k < WINDOW; k++) { /* keep WINDOW events in flight */
+            if (f[k]) {
+                const c2_event_result *r;
+                c2_future_wait(f[k], 0);
+                if (c2_future_result(f[k], &r, &err) == 0) {
+                    a->done++;
+                }
+                c2_future_free(f[k]);
+            }
+            c2_event ev = {.id = id++, .seed = 1, .sources = &src, .nsources = 1, .want = C2_RETURN_HITS};
+            if (c2_client_submit(c, &ev, NULL, &f[k], &err)) {
+                die("submit", err.msg);
+            }
+        }
+    }
+    for (int k = 0; k < WINDOW; k++) {
+        c2_future_wait(f[k], 0);
+        c2_future_free(f[k]);
+    }
+    c2_client_close(c);
+    return NULL;
+}
+
+int main(void)
+{
+    char path[64], url[80], raw_url[80];
+    snprintf(path, sizeof path, "/tmp/c2-bench-%d.sock", (int)getpid());
+    snprintf(url, sizeof url, "ipc://%s", path);
+    snprintf(raw_url, sizeof raw_url, "ipc:///tmp/c2-bench-raw-%d.sock", (int)getpid());
+    pid_t daemon = fork();
+    if (daemon == 0) {
+        execl("build/bin/chroma2d", "chroma2d", "--listen", url, "--log-level", "warn", (char *)NULL);
+        _exit(127);
+    }
+    c2_client *c;
+    c2_error err = {0};
+    if (c2_client_open(url, &c, &err)) {
+        die("client", err.msg);
+    }
+    int up = 0;
+    for (int i = 0; i < 300 && !up; i++) {
+        up = c2_client_ping(c, 200, NULL, &err) == 0;
+    }
+    if (!up) {
+        die("chroma2d", "did not start (run from the repository root after make)");
+    }
+
+    /* 1. ping */
+    enum { PINGS = 5000 };
+    static double rtt[PINGS];
+    for (int i = 0; i < PINGS; i++) {
+        c2_client_ping(c, 2000, &rtt[i], &err);
+    }
+    qsort(rtt, PINGS, sizeof rtt[0], cmp_double);
+
+    /* 2. a 1 M-photon request: wrong digest, so the daemon decodes it all and
+     * answers without running it */
+    const uint32_t n = 1000000;
+    c2_photon *ph = c2t_ball_photons(n, 5000.0f);
+    c2p_event pe;
+    memset(&pe, 0, sizeof pe);
+    strcpy(pe.geometry, "default");
+    memset(pe.digest, '0', 64);
+    pe.want = C2_RETURN_HITS;
+    pe.max_steps = 1000;
+    pe.photons = ph;
+    pe.nphotons = n;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    c2p_pack_event(&pk, 1, &pe);
+    c2_submit_opts o = {0};
+    o.digest = pe.digest;
+    c2_event ev = {.id = 0, .seed = 1, .photons = ph, .nphotons = n, .want = C2_RETURN_HITS};
+    double best = 1e30;
+    for (int i = 0; i < 5; i++) {
+        double t0 = now_s();
+        c2_future *f;
+        const c2_event_result *r;
+        c2_client_submit(c, &ev, &o, &f, &err);
+        c2_future_wait(f, 0);
+        if (c2_future_result(f, &r, &err) != C2_REMOTE_DIGEST_MISMATCH) {
+            die("submit", "expected DIGEST_MISMATCH");
+        }
+        c2_future_free(f);
+        best = fmin(best, now_s() - t0);
+    }
+    nng_socket raw;
+    pthread_t raw_th;
+    if (nng_rep0_open(&raw) || nng_socket_set_size(raw, NNG_OPT_RECVMAXSZ, 0) || nng_listen(raw, raw_url, NULL, 0)) {
+        die("raw", "cannot listen");
+    }
+    pthread_create(&raw_th, NULL, raw_server, &raw);
+    double raw_best = raw_round_trip(raw_url, sb.data, sb.size, 5);
+    nng_close(raw);
+    pthread_join(raw_th, NULL);
+
+    /* 3. 100-photon events from 16 clients for 5 s */
+    enum { CLIENTS = 16 };
+    small_arg a[CLIENTS];
+    pthread_t th[CLIENTS];
+    double t0 = now_s();
+    for (int i = 0; i < CLIENTS; i++) {
+        a[i] = (small_arg){url, t0 + 5.0, 0};
+        pthread_create(&th[i], NULL, small_client, &a[i]);
+    }
+    long done = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        done += a[i].done;
+    }
+    double small_rate = (double)done / (now_s() - t0);
+
+    /* 4. the engine alone on 100-photon events, batched as the daemon does */
+    c2_detector_params p;
+    c2_detector_params_default(&p);
+    c2_geometry *g = c2_detector_build(&p, NULL, &err);
+    enum { NSMALL = 2000 };
+    c2_source src = {{0, 0, 0}, 0, {0, 0, 1}, -1.0f, 420.0f, -1, 100, 0};
+    c2_event *evs = calloc(NSMALL, sizeof *evs);
+    c2_event_result *res = calloc(NSMALL, sizeof *res);
+    for (int i = 0; i < NSMALL; i++) {
+        evs[i] = (c2_event){.id = (uint64_t)i, .seed = 1, .sources = &src, .nsources = 1, .want = C2_RETURN_HITS};
+    }
+    t0 = now_s();
+    c2_engine_run(g, evs, NSMALL, res, 0, &err);
+    double engine_per_event = (now_s() - t0) / NSMALL;
+    for (int i = 0; i < NSMALL; i++) {
+        c2_event_result_free(&res[i]);
+    }
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("| measurement | value |\n|---|---|\n");
+    printf("| ping round trip p50 / p99 (%d pings) | %.1f us / %.1f us |\n", PINGS, 1e6 * rtt[PINGS / 2],
+           1e6 * rtt[PINGS * 99 / 100]);
+    printf("| 1 M-photon submit_event, %.1f MB: request path to the daemon's reply | %.1f ms, %.0f MB/s |\n",
+           sb.size / 1e6, 1e3 * best, sb.size / 1e6 / best);
+    printf("| the same bytes over raw NNG ipc to a REP socket that only replies | %.1f ms, %.0f MB/s |\n",
+           1e3 * raw_best, sb.size / 1e6 / raw_best);
+    printf("| chroma2d request path / raw NNG | %.0f%% |\n", 100.0 * raw_best / best);
+    printf("| 100-photon events/s, %d clients x 4 in flight (%ld cores) | %.0f |\n", CLIENTS, cores, small_rate);
+    printf("| time per 100-photon event: through chroma2d / engine alone | %.1f us / %.1f us |\n",
+           1e6 / small_rate, 1e6 * engine_per_event);
+    printf("| overhead per event over the engine alone | %.1f us |\n", 1e6 / small_rate - 1e6 * engine_per_event);
+
+    c2_client_close(c);
+    kill(daemon, SIGTERM);
+    waitpid(daemon, NULL, 0);
+    msgpack_sbuffer_destroy(&sb);
+    free(ph);
+    free(evs);
+    free(res);
+    c2_geometry_free(g);
+    return 0;
+}
