@@ -93,12 +93,17 @@ typedef struct c2d_backend {
 int c2d_backend_cpu_init(c2d_backend *b, uint32_t threads);
 
 /* ---- geometries ---- */
+/* A loaded geometry. The scheduler owns it; events hold references, so an
+ * unloaded or replaced geometry is freed when its last event is done. */
 typedef struct c2d_geometry {
     char name[C2P_NAME_MAX + 1];
     char digest[65]; /* SHA-256 of c2_geometry_content, lowercase hex */
     c2_geometry *g;
     int builtin;
+    uint32_t refs;  /* events holding it, under the scheduler's lock */
+    int unloaded;   /* no longer found by name */
 } c2d_geometry;
+#define C2D_MAX_GEOMETRIES 64
 
 /* Fills geom->digest. */
 void c2d_geometry_digest(c2d_geometry *geom);
@@ -112,10 +117,17 @@ typedef struct c2d_counts {
     uint64_t photons, queued, running;
     double photons_per_s, ns_per_photon, busy;
     uint64_t pool_bytes, pool_limit;
+    uint32_t geometries;
     int draining;
 } c2d_counts;
 
-c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend, c2d_geometry *geoms, uint32_t ngeoms);
+c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend);
+/* Adds a geometry (ownership moves in on success). EXISTS when the name is
+ * taken and replace is 0; a replaced one is freed once its events finish. */
+int c2d_sched_add_geometry(c2d_sched *s, c2d_geometry *g, int replace, c2p_err *err);
+int c2d_sched_unload_geometry(c2d_sched *s, const char *name, c2p_err *err);
+/* Packs the loaded geometries' summaries as an array. */
+void c2d_sched_pack_geometries(c2d_sched *s, msgpack_packer *pk);
 /* Takes an event decoded from work's request (ownership of ev moves in on
  * success; on error ev is the caller's). Returns 0 or a C2P_* code with a
  * message: BUSY, SHUTTING_DOWN, NOT_FOUND, DIGEST_MISMATCH, BAD_REQUEST. */
@@ -133,7 +145,6 @@ void c2d_sched_counts(c2d_sched *s, c2d_counts *c);
 void c2d_sched_tick(c2d_sched *s);
 /* Packs the events list (queued and running) as the value of "events". */
 void c2d_sched_pack_events(c2d_sched *s, msgpack_packer *pk);
-const c2d_geometry *c2d_sched_geometries(c2d_sched *s, uint32_t *n);
 /* Stops the backend thread after its batch and fails what is still queued
  * (SHUTTING_DOWN); the server must still be up to carry those replies. */
 void c2d_sched_stop(c2d_sched *s);

@@ -200,19 +200,21 @@ int main(int argc, char **argv)
     p.npmts = m.cfg.detector_pmts;
     c2_build_stats st;
     c2_error err = {0};
-    c2d_geometry geom = {.name = "default", .builtin = 1};
-    geom.g = c2_detector_build(&p, &st, &err);
-    if (!geom.g) {
-        c2d_log(C2D_LOG_ERROR, "built-in detector: %s", err.msg);
+    c2p_err perr = {0};
+    c2d_geometry *geom = calloc(1, sizeof *geom);
+    if (!geom || !(geom->g = c2_detector_build(&p, &st, &err))) {
+        c2d_log(C2D_LOG_ERROR, "built-in detector: %s", geom ? err.msg : "out of memory");
         return 1;
     }
-    c2d_geometry_digest(&geom);
+    strcpy(geom->name, "default");
+    geom->builtin = 1;
+    c2d_geometry_digest(geom);
     c2d_log(C2D_LOG_INFO, "geometry 'default': %llu triangles, %u channels, BVH built in %.2f s, digest %s",
-            (unsigned long long)st.triangles, st.channels, st.seconds, geom.digest);
+            (unsigned long long)st.triangles, st.channels, st.seconds, geom->digest);
 
     uv_loop_t *loop = uv_default_loop();
-    m.sched = c2d_sched_new(&m.cfg, &backend, &geom, 1);
-    if (!m.sched) {
+    m.sched = c2d_sched_new(&m.cfg, &backend);
+    if (!m.sched || c2d_sched_add_geometry(m.sched, geom, 0, &perr)) {
         c2d_log(C2D_LOG_ERROR, "cannot start the scheduler");
         return 1;
     }
@@ -257,7 +259,6 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&m.check, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
-    c2_geometry_free(geom.g);
     if (lock >= 0) {
         close(lock);
     }

@@ -32,7 +32,7 @@ typedef struct sched_event {
     char peer[64]; /* "pid P uid U" over ipc, else the connection */
     struct c2d_work *work;
     c2p_event ev;
-    const c2d_geometry *geom;
+    c2d_geometry *geom; /* a reference */
     uint64_t photons, bytes;
     double t_accept, deadline; /* monotonic seconds; deadline 0: none */
     int state, cancelled;
@@ -43,7 +43,7 @@ struct c2d_sched {
     pthread_cond_t cv;
     const c2d_config *cfg;
     c2d_backend *backend;
-    c2d_geometry *geoms;
+    c2d_geometry *geoms[C2D_MAX_GEOMETRIES]; /* loaded, found by name */
     uint32_t ngeoms;
     sched_event **heap;
     uint32_t nheap;
@@ -112,14 +112,39 @@ static sched_event *sched_remove(c2d_sched *s, uint32_t i)
 
 /* ---- replies ---- */
 
+static void sched_geometry_free(c2d_geometry *g)
+{
+    c2_geometry_free(g->g);
+    free(g);
+}
+
+/* Drops a reference; the last one of an unloaded geometry frees it. */
+static void sched_unref(c2d_sched *s, c2d_geometry *g)
+{
+    pthread_mutex_lock(&s->mu);
+    int last = --g->refs == 0 && g->unloaded;
+    pthread_mutex_unlock(&s->mu);
+    if (last) {
+        sched_geometry_free(g);
+    }
+}
+
+/* Frees a finished event and its reference; no lock held. */
+static void sched_event_free(c2d_sched *s, sched_event *e)
+{
+    c2d_geometry *g = e->geom;
+    c2p_event_free(&e->ev);
+    free(e);
+    sched_unref(s, g);
+}
+
 /* Sends an error for e and frees it; no lock held. */
-static void sched_fail(sched_event *e, int code, const char *msg)
+static void sched_fail(c2d_sched *s, sched_event *e, int code, const char *msg)
 {
     if (e->work) {
         c2d_work_reply(e->work, c2d_error_msg(e->req_id, C2P_T_SUBMIT_EVENT, code, msg));
     }
-    c2p_event_free(&e->ev);
-    free(e);
+    sched_event_free(s, e);
 }
 
 /* Takes e out of the pool's accounting; under the lock. */
@@ -139,27 +164,33 @@ static void sched_trace(const c2d_sched *s, const sched_event *e, const char *wh
 int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t req_id,
                      c2p_event *ev, uint64_t *ticket, c2p_err *err)
 {
-    const c2d_geometry *geom = NULL;
+    c2d_geometry *geom = NULL;
+    pthread_mutex_lock(&s->mu);
     for (uint32_t i = 0; i < s->ngeoms; i++) {
-        if (strcmp(s->geoms[i].name, ev->geometry) == 0) {
-            geom = &s->geoms[i];
+        if (strcmp(s->geoms[i]->name, ev->geometry) == 0) {
+            geom = s->geoms[i];
+            geom->refs++; /* held while we look at it, kept by the event */
         }
     }
+    pthread_mutex_unlock(&s->mu);
     if (!geom) {
         return c2p_fail(err, C2P_NOT_FOUND, "geometry '%s' is not loaded", ev->geometry);
     }
-    if (ev->digest[0] && strcmp(ev->digest, geom->digest) != 0) {
-        return c2p_fail(err, C2P_DIGEST_MISMATCH, "geometry '%s' has digest %s, not %s", geom->name, geom->digest,
-                        ev->digest);
-    }
-    if (ev->nspectra && ev->spectra_nwl != c2_geometry_nwl(geom->g)) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "spectra have %u values each, geometry '%s' has a grid of %u",
-                        ev->spectra_nwl, geom->name, c2_geometry_nwl(geom->g));
-    }
+    int rc = 0;
     c2_event view = c2p_event_view(ev);
     c2_error ce = {0};
-    if (c2_event_validate(geom->g, &view, &ce)) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "submit_event: %s", ce.msg);
+    if (ev->digest[0] && strcmp(ev->digest, geom->digest) != 0) {
+        rc = c2p_fail(err, C2P_DIGEST_MISMATCH, "geometry '%s' has digest %s, not %s", geom->name, geom->digest,
+                      ev->digest);
+    } else if (ev->nspectra && ev->spectra_nwl != c2_geometry_nwl(geom->g)) {
+        rc = c2p_fail(err, C2P_BAD_REQUEST, "spectra have %u values each, geometry '%s' has a grid of %u",
+                      ev->spectra_nwl, geom->name, c2_geometry_nwl(geom->g));
+    } else if (c2_event_validate(geom->g, &view, &ce)) {
+        rc = c2p_fail(err, C2P_BAD_REQUEST, "submit_event: %s", ce.msg);
+    }
+    if (rc) {
+        sched_unref(s, geom);
+        return rc;
     }
     uint64_t photons = ev->nphotons;
     for (uint32_t i = 0; i < ev->nsources; i++) {
@@ -171,10 +202,10 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
                      ((ev->want & C2_RETURN_PHOTONS) ? photons * sizeof(c2_photon) : 0);
     sched_event *e = calloc(1, sizeof *e);
     if (!e) {
+        sched_unref(s, geom);
         return c2p_fail(err, C2P_BUSY, "out of memory");
     }
     pthread_mutex_lock(&s->mu);
-    int rc = 0;
     uint32_t mine = 0;
     for (uint32_t i = 0; i < s->nheap; i++) {
         mine += s->heap[i]->pipe == pipe;
@@ -201,6 +232,7 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
         s->counts.rejected_busy += rc == C2P_BUSY;
         pthread_mutex_unlock(&s->mu);
         free(e);
+        sched_unref(s, geom);
         return rc;
     }
     e->ticket = ++s->next_ticket;
@@ -267,7 +299,7 @@ static void sched_cancel_where(c2d_sched *s, uint64_t ticket, uint32_t pipe, int
     pthread_mutex_unlock(&s->mu);
     for (uint32_t i = 0; i < nout; i++) {
         sched_trace(s, out[i], "cancelled");
-        sched_fail(out[i], C2P_CANCELLED, "event cancelled");
+        sched_fail(s, out[i], C2P_CANCELLED, "event cancelled");
     }
     free(out);
 }
@@ -315,7 +347,7 @@ void c2d_sched_tick(c2d_sched *s)
     for (uint32_t i = 0; i < nout; i++) {
         char msg[96];
         snprintf(msg, sizeof msg, "deadline of %u ms passed while queued", out[i]->ev.deadline_ms);
-        sched_fail(out[i], C2P_DEADLINE, msg);
+        sched_fail(s, out[i], C2P_DEADLINE, msg);
     }
     free(out);
 }
@@ -361,15 +393,15 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
             snprintf(msg, sizeof msg, "backend %s failed: %.200s", s->backend->name, err.msg);
             c2d_log(C2D_LOG_ERROR, "ticket %llu: %s", (unsigned long long)e->ticket, msg);
             failed++;
-            sched_fail(e, C2P_BACKEND, msg);
+            sched_fail(s, e, C2P_BACKEND, msg);
         } else if (e->cancelled) {
             sched_trace(s, e, "cancelled while running");
-            sched_fail(e, C2P_CANCELLED, "event cancelled");
+            sched_fail(s, e, C2P_CANCELLED, "event cancelled");
         } else if (e->deadline > 0.0 && t1 > e->deadline) {
             char msg[96];
             snprintf(msg, sizeof msg, "deadline of %u ms passed while running", e->ev.deadline_ms);
             expired++;
-            sched_fail(e, C2P_DEADLINE, msg);
+            sched_fail(s, e, C2P_DEADLINE, msg);
         } else {
             nng_msg *m = NULL;
             if (nng_msg_alloc(&m, 0) == 0) {
@@ -384,8 +416,7 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
                 failed++;
                 c2d_work_reply(e->work, c2d_error_msg(e->req_id, C2P_T_SUBMIT_EVENT, C2P_INTERNAL, "out of memory"));
             }
-            c2p_event_free(&e->ev);
-            free(e);
+            sched_event_free(s, e);
         }
         if (res) {
             c2_event_result_free(&res[i]);
@@ -435,7 +466,7 @@ static void *sched_main(void *arg)
 
 /* ---- life and queries ---- */
 
-c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend, c2d_geometry *geoms, uint32_t ngeoms)
+c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend)
 {
     c2d_sched *s = calloc(1, sizeof *s);
     if (!s) {
@@ -443,8 +474,6 @@ c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend, c2d_geomet
     }
     s->cfg = cfg;
     s->backend = backend;
-    s->geoms = geoms;
-    s->ngeoms = ngeoms;
     s->heap = calloc(cfg->max_queued, sizeof *s->heap);
     s->running = calloc(cfg->max_queued, sizeof *s->running);
     s->window_start = sched_now();
@@ -483,6 +512,7 @@ void c2d_sched_counts(c2d_sched *s, c2d_counts *c)
     c->running = s->nrunning;
     c->pool_bytes = s->pool_bytes;
     c->draining = s->draining;
+    c->geometries = s->ngeoms;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -513,10 +543,81 @@ void c2d_sched_pack_events(c2d_sched *s, msgpack_packer *pk)
     pthread_mutex_unlock(&s->mu);
 }
 
-const c2d_geometry *c2d_sched_geometries(c2d_sched *s, uint32_t *n)
+int c2d_sched_add_geometry(c2d_sched *s, c2d_geometry *g, int replace, c2p_err *err)
 {
-    *n = s->ngeoms;
-    return s->geoms;
+    c2d_geometry *old = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    uint32_t at = s->ngeoms;
+    for (uint32_t i = 0; i < s->ngeoms; i++) {
+        if (strcmp(s->geoms[i]->name, g->name) == 0) {
+            at = i;
+        }
+    }
+    if (at < s->ngeoms && !replace) {
+        rc = c2p_fail(err, C2P_EXISTS, "geometry '%s' is loaded (digest %s); unload it or send replace", g->name,
+                      s->geoms[at]->digest);
+    } else if (at == s->ngeoms && s->ngeoms == C2D_MAX_GEOMETRIES) {
+        rc = c2p_fail(err, C2P_TOO_LARGE, "%d geometries are loaded, the most there can be", C2D_MAX_GEOMETRIES);
+    } else {
+        if (at < s->ngeoms) {
+            old = s->geoms[at];
+            old->unloaded = 1;
+            old = old->refs == 0 ? old : NULL; /* else its last event frees it */
+        } else {
+            s->ngeoms++;
+        }
+        s->geoms[at] = g;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (old) {
+        sched_geometry_free(old);
+    }
+    return rc;
+}
+
+int c2d_sched_unload_geometry(c2d_sched *s, const char *name, c2p_err *err)
+{
+    c2d_geometry *g = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (uint32_t i = 0; i < s->ngeoms && !g; i++) {
+        if (strcmp(s->geoms[i]->name, name) == 0) {
+            g = s->geoms[i];
+            s->geoms[i] = s->geoms[--s->ngeoms];
+            g->unloaded = 1;
+        }
+    }
+    int now = g && g->refs == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!g) {
+        return c2p_fail(err, C2P_NOT_FOUND, "geometry '%s' is not loaded", name);
+    }
+    if (now) {
+        sched_geometry_free(g);
+    }
+    return 0;
+}
+
+void c2d_sched_pack_geometries(c2d_sched *s, msgpack_packer *pk)
+{
+    pthread_mutex_lock(&s->mu);
+    uint32_t n = s->ngeoms;
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const c2d_geometry *g = s->geoms[i];
+        msgpack_pack_map(pk, 6);
+        c2p_pack_kv_str(pk, "name", g->name);
+        c2p_pack_kv_str(pk, "digest", g->digest);
+        c2p_pack_kv_u64(pk, "triangles", c2_geometry_ntriangles(g->g));
+        c2p_pack_kv_u64(pk, "channels", c2_geometry_nchannels(g->g));
+        c2p_pack_key(pk, "wavelengths");
+        msgpack_pack_map(pk, 3);
+        c2p_pack_kv_f64(pk, "min", c2_geometry_wl_min(g->g));
+        c2p_pack_kv_f64(pk, "step", c2_geometry_wl_step(g->g));
+        c2p_pack_kv_u64(pk, "n", c2_geometry_nwl(g->g));
+        c2p_pack_kv_bool(pk, "builtin", g->builtin);
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 void c2d_sched_stop(c2d_sched *s)
@@ -534,7 +635,7 @@ void c2d_sched_stop(c2d_sched *s)
     s->nheap = 0;
     pthread_mutex_unlock(&s->mu);
     for (uint32_t i = 0; i < n; i++) {
-        sched_fail(left[i], C2P_SHUTTING_DOWN, "the daemon stopped before this event ran");
+        sched_fail(s, left[i], C2P_SHUTTING_DOWN, "the daemon stopped before this event ran");
     }
     free(left);
 }
@@ -543,6 +644,9 @@ void c2d_sched_free(c2d_sched *s)
 {
     if (!s) {
         return;
+    }
+    for (uint32_t i = 0; i < s->ngeoms; i++) { /* no events are left */
+        sched_geometry_free(s->geoms[i]);
     }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -115,30 +115,10 @@ static nng_msg *server_reply_begin(msgpack_packer *pk, const c2p_msg *req, uint3
     return m;
 }
 
-static void server_pack_geometry(msgpack_packer *pk, const c2d_geometry *g)
-{
-    msgpack_pack_map(pk, 6);
-    c2p_pack_kv_str(pk, "name", g->name);
-    c2p_pack_kv_str(pk, "digest", g->digest);
-    c2p_pack_kv_u64(pk, "triangles", c2_geometry_ntriangles(g->g));
-    c2p_pack_kv_u64(pk, "channels", c2_geometry_nchannels(g->g));
-    c2p_pack_key(pk, "wavelengths");
-    msgpack_pack_map(pk, 3);
-    c2p_pack_kv_f64(pk, "min", c2_geometry_wl_min(g->g));
-    c2p_pack_kv_f64(pk, "step", c2_geometry_wl_step(g->g));
-    c2p_pack_kv_u64(pk, "n", c2_geometry_nwl(g->g));
-    c2p_pack_kv_bool(pk, "builtin", g->builtin);
-}
-
 static void server_pack_geometries(msgpack_packer *pk, c2d_server *srv)
 {
-    uint32_t n;
-    const c2d_geometry *g = c2d_sched_geometries(srv->sched, &n);
     c2p_pack_key(pk, "geometries");
-    msgpack_pack_array(pk, n);
-    for (uint32_t i = 0; i < n; i++) {
-        server_pack_geometry(pk, &g[i]);
-    }
+    c2d_sched_pack_geometries(srv->sched, pk);
 }
 
 /* Requests without fields: refuse any key beyond the envelope. */
@@ -206,8 +186,6 @@ static nng_msg *server_status(c2d_server *srv, const c2p_msg *req)
 {
     c2d_counts c;
     c2d_sched_counts(srv->sched, &c);
-    uint32_t ngeoms;
-    c2d_sched_geometries(srv->sched, &ngeoms);
     msgpack_packer pk;
     nng_msg *out = server_reply_begin(&pk, req, 8);
     if (!out) {
@@ -220,7 +198,7 @@ static nng_msg *server_status(c2d_server *srv, const c2p_msg *req)
     c2p_pack_kv_str(&pk, "backend", srv->backend->name);
     c2p_pack_kv_u64(&pk, "queued", c.queued);
     c2p_pack_kv_u64(&pk, "running", c.running);
-    c2p_pack_kv_u64(&pk, "geometries", ngeoms);
+    c2p_pack_kv_u64(&pk, "geometries", c.geometries);
     return out;
 }
 
@@ -311,6 +289,62 @@ static nng_msg *server_shutdown(c2d_server *srv, const c2p_msg *req, c2p_err *er
     return server_reply_begin(&pk, req, 0);
 }
 
+/* Builds the geometry (its BVH too) on this NNG thread: seconds for
+ * millions of triangles, during which this one context is busy. */
+static nng_msg *server_load_geometry(c2d_server *srv, const c2p_msg *req, c2p_err *err)
+{
+    c2d_geometry *g = calloc(1, sizeof *g);
+    int replace = 0;
+    c2_build_stats st;
+    if (!g) {
+        c2p_fail(err, C2P_TOO_LARGE, "load_geometry: no memory");
+        return NULL;
+    }
+    if (c2p_decode_geometry(req, g->name, &replace, &g->g, &st, err)) {
+        free(g);
+        return NULL;
+    }
+    c2d_geometry_digest(g);
+    char name[C2P_NAME_MAX + 1], digest[65];
+    memcpy(name, g->name, sizeof name);
+    memcpy(digest, g->digest, sizeof digest);
+    uint32_t ntri = c2_geometry_ntriangles(g->g), nch = c2_geometry_nchannels(g->g);
+    if (c2d_sched_add_geometry(srv->sched, g, replace, err)) {
+        c2_geometry_free(g->g);
+        free(g);
+        return NULL;
+    }
+    c2d_log(C2D_LOG_INFO, "geometry '%s' loaded: %u triangles, %u channels, BVH in %.2f s, digest %s", name, ntri,
+            nch, st.seconds, digest);
+    msgpack_packer pk;
+    nng_msg *out = server_reply_begin(&pk, req, 5);
+    if (out) {
+        c2p_pack_kv_str(&pk, "name", name);
+        c2p_pack_kv_str(&pk, "digest", digest);
+        c2p_pack_kv_u64(&pk, "triangles", ntri);
+        c2p_pack_kv_u64(&pk, "channels", nch);
+        c2p_pack_kv_f64(&pk, "build_s", st.seconds);
+    }
+    return out;
+}
+
+static nng_msg *server_unload_geometry(c2d_server *srv, const c2p_msg *req, c2p_err *err)
+{
+    c2p_map m;
+    char name[C2P_NAME_MAX + 1];
+    int rc = c2p_map_open(&m, req->root, "unload_geometry", err);
+    c2p_map_get(&m, "v");
+    c2p_map_get(&m, "id");
+    c2p_map_get(&m, "type");
+    if (rc || (rc = c2p_get_str(&m, "name", 1, name, sizeof name, err)) || (rc = c2p_map_done(&m, err)) ||
+        (rc = c2d_sched_unload_geometry(srv->sched, name, err))) {
+        return NULL;
+    }
+    c2d_log(C2D_LOG_INFO, "geometry '%s' unloaded", name);
+    msgpack_packer pk;
+    return server_reply_begin(&pk, req, 0);
+}
+
 /* Handles one request. Returns the reply, or NULL when the scheduler took
  * the request (or on failure, with err set). */
 static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, nng_pipe p, int *taken,
@@ -354,10 +388,9 @@ static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, 
         return NULL;
     }
     case C2P_T_LOAD_GEOMETRY:
+        return server_load_geometry(srv, req, err);
     case C2P_T_UNLOAD_GEOMETRY:
-        c2p_fail(err, C2P_BAD_REQUEST, "%s is not available in chroma2d %s yet: only the built-in geometry is served",
-                 c2p_type_name(req->type), C2D_VERSION);
-        return NULL;
+        return server_unload_geometry(srv, req, err);
     default:
         break;
     }
@@ -544,7 +577,9 @@ static const char *server_dial_url(const char *url, char *buf, size_t cap)
     return strncmp(url, "tcp://", 6) == 0 ? url : NULL;
 }
 
-/* One ping through a fresh REQ socket; 1 s to connect and answer. */
+/* One ping through a fresh REQ socket, 3 s to answer. Control requests
+ * always find a free context (admission keeps spares), so only a listener
+ * that stopped serving, or a daemon starved of CPU for seconds, misses it. */
 static int server_self_ping(const char *url)
 {
     nng_socket s;
@@ -553,8 +588,8 @@ static int server_self_ping(const char *url)
     if (nng_req0_open(&s) != 0) {
         return 1; /* cannot tell: assume fine */
     }
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 1000);
-    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 1000);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000);
+    nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 3000);
     if (nng_dial(s, url, NULL, NNG_FLAG_NONBLOCK) == 0 && nng_msg_alloc(&m, 0) == 0) {
         msgpack_packer pk;
         c2d_packer_init(&pk, m);
@@ -572,10 +607,11 @@ static int server_self_ping(const char *url)
 }
 
 /* nng 1.5.2 #1518: a peer that closes before the handshake can stop a
- * listener for good. Every second each listener is pinged through itself;
- * after three failures in a row (a busy daemon still answers: control
- * requests have their own contexts) it is closed and re-created. Runs on
- * its own thread so the loop never waits on it. */
+ * listener for good (seen here: new connections are made but no request
+ * is served). Every second each listener is pinged through itself; after
+ * three failures in a row it is closed and re-created, which drops its
+ * connections (clients reconnect and resend). Runs on its own thread so the
+ * loop never waits on it. */
 static void *server_checker(void *arg)
 {
     c2d_server *srv = arg;

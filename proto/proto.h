@@ -156,6 +156,12 @@ void c2p_event_free(c2p_event *ev);
 /* The engine's view of a decoded event (pointers into ev). */
 c2_event c2p_event_view(const c2p_event *ev);
 
+/* load_geometry, decoded and built (BVH included: seconds for millions of
+ * triangles). On success *out is the caller's; name gets the request's
+ * name, replace its flag. Errors name the material, surface, mesh or solid. */
+int c2p_decode_geometry(const c2p_msg *m, char name[C2P_NAME_MAX + 1], int *replace, c2_geometry **out,
+                        c2_build_stats *stats, c2p_err *err);
+
 /* ---- encoders ---- */
 
 /* The envelope: a map of n + 3 (requests) or n + 4 (replies, ok true)

@@ -1,5 +1,5 @@
 /* fuzz_proto.c: libFuzzer target for the protocol decoder (make fuzz): any
- * bytes as a request (and submit_event body) and as a reply (and result
+ * bytes as a request (and submit_event or load_geometry body) and as a reply (and result
  * body). Must never crash, leak or allocate without bound. */
 #include <stdint.h>
 
@@ -11,10 +11,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     c2p_msg m;
     c2p_err err;
-    if (c2p_parse_request(&m, data, size, &err) == 0 && m.type == C2P_T_SUBMIT_EVENT) {
+    int parsed = c2p_parse_request(&m, data, size, &err) == 0;
+    if (parsed && m.type == C2P_T_SUBMIT_EVENT) {
         c2p_event ev;
         if (c2p_decode_event(&m, 1u << 20, &ev, &err) == 0) {
             c2p_event_free(&ev);
+        }
+    } else if (parsed && m.type == C2P_T_LOAD_GEOMETRY) {
+        char name[C2P_NAME_MAX + 1];
+        int replace;
+        c2_geometry *g;
+        if (c2p_decode_geometry(&m, name, &replace, &g, NULL, &err) == 0) {
+            c2_geometry_free(g);
         }
     }
     c2p_msg_free(&m);

@@ -29,6 +29,9 @@ static const char ctl_usage[] =
     "  ping [COUNT]            round trips, with the time of each\n"
     "  stats [--watch [S]]     counters and rates (every S seconds, default 1, with --watch)\n"
     "  geometry list           loaded geometries\n"
+    "  geometry load FILE [NAME] [--replace]\n"
+    "                          load a geometry: FILE holds the msgpack map of load_geometry's\n"
+    "                          'geometry' (PROTOCOL.md); NAME defaults to FILE's base name\n"
     "  geometry unload NAME    unload a geometry\n"
     "  events                  events queued and running\n"
     "  cancel TICKET           cancel an event\n"
@@ -176,15 +179,34 @@ static void ctl_print(const c2p_msg *m)
 
 /* ---- requests ---- */
 
+/* The connection, made at the first request: a usage error never
+ * connects (a connection closed before NNG's handshake is what stops
+ * NNG 1.5.2 listeners, #1518, so tools should not make them needlessly). */
+static c2_client *ctl_client;
+
+static c2_client *ctl_connect(const char *url)
+{
+    c2_error err = {0};
+    if (!ctl_client && c2_client_open(url, &ctl_client, &err)) {
+        fprintf(stderr, "chroma2ctl: %s\n", err.msg);
+        ctl_client = NULL;
+    }
+    return ctl_client;
+}
+
 static int ctl_exit_for(int rc) { return rc == C2_ETIMEDOUT || rc == C2_EIO ? EXIT_UNREACHABLE : EXIT_ERROR; }
 
 /* Sends one request; prints the reply unless quiet. *ready gets status's
  * "ready" when asked for. */
-static int ctl_call(c2_client *c, const char *url, const char *type, const void *body, size_t len, uint32_t nfields,
+static int ctl_call(const char *url, const char *type, const void *body, size_t len, uint32_t nfields,
                     int *ready)
 {
     c2_reply *r = NULL;
     c2_error err = {0};
+    c2_client *c = ctl_connect(url);
+    if (!c) {
+        return EXIT_UNREACHABLE;
+    }
     int rc = c2_client_call(c, type, body, len, nfields, ctl_timeout_ms, &r, &err);
     if (rc) {
         if (rc == C2_ETIMEDOUT || rc == C2_EIO) {
@@ -217,14 +239,14 @@ static int ctl_call(c2_client *c, const char *url, const char *type, const void 
 }
 
 /* A request body of one unsigned field. */
-static int ctl_call_u64(c2_client *c, const char *url, const char *type, const char *key, uint64_t v)
+static int ctl_call_u64(const char *url, const char *type, const char *key, uint64_t v)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     c2p_pack_kv_u64(&pk, key, v);
-    int rc = ctl_call(c, url, type, sb.data, sb.size, 1, NULL);
+    int rc = ctl_call(url, type, sb.data, sb.size, 1, NULL);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -240,7 +262,7 @@ static int ctl_number(const char *s, double lo, double hi, double *out)
     return 0;
 }
 
-static int ctl_ping(c2_client *c, const char *url, int argc, char **argv)
+static int ctl_ping(const char *url, int argc, char **argv)
 {
     double n = 1;
     if (argc > 1 || (argc == 1 && ctl_number(argv[0], 1, 1e6, &n))) {
@@ -249,7 +271,8 @@ static int ctl_ping(c2_client *c, const char *url, int argc, char **argv)
     for (int i = 0; i < (int)n; i++) {
         double s;
         c2_error err = {0};
-        int rc = c2_client_ping(c, ctl_timeout_ms, &s, &err);
+        c2_client *c = ctl_connect(url);
+        int rc = c ? c2_client_ping(c, ctl_timeout_ms, &s, &err) : C2_EIO;
         if (rc) {
             fprintf(stderr, "chroma2ctl: ping %s: %s\n", url, rc == C2_ETIMEDOUT ? "no answer" : err.msg);
             return ctl_exit_for(rc);
@@ -263,7 +286,53 @@ static int ctl_ping(c2_client *c, const char *url, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int ctl_submit(c2_client *c, int argc, char **argv)
+/* geometry load FILE [NAME] [--replace]: the file's bytes become the
+ * request's "geometry" value as they are; the daemon checks them. */
+static int ctl_load(const char *url, int argc, char **argv)
+{
+    const char *file = argv[0], *name = NULL;
+    int replace = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--replace")) {
+            replace = 1;
+        } else {
+            name = argv[i];
+        }
+    }
+    char base[C2P_NAME_MAX + 1];
+    if (!name) { /* the file's base name without its extension */
+        const char *b = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+        snprintf(base, sizeof base, "%s", b);
+        char *dot = strrchr(base, '.');
+        if (dot && dot != base) {
+            *dot = 0;
+        }
+        name = base;
+    }
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        fprintf(stderr, "chroma2ctl: cannot read %s\n", file);
+        return EXIT_ERROR;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    c2p_pack_kv_str(&pk, "name", name);
+    c2p_pack_kv_bool(&pk, "replace", replace);
+    c2p_pack_key(&pk, "geometry");
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        msgpack_sbuffer_write(&sb, buf, n);
+    }
+    fclose(f);
+    int rc = ctl_call(url, "load_geometry", sb.data, sb.size, 3, NULL);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static int ctl_submit(const char *url, int argc, char **argv)
 {
     double photons = 100000, wl = 420, seed = 1;
     for (int i = 0; i < argc; i += 2) {
@@ -280,6 +349,10 @@ static int ctl_submit(c2_client *c, int argc, char **argv)
     c2_error err = {0};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    c2_client *c = ctl_connect(url);
+    if (!c) {
+        return EXIT_UNREACHABLE;
+    }
     int rc = c2_client_submit(c, &ev, NULL, &f, &err);
     if (!rc) {
         rc = c2_future_wait(f, 0);
@@ -340,26 +413,20 @@ int main(int argc, char **argv)
     const char *cmd = argv[i++];
     int nargs = argc - i;
     char **args = argv + i;
-    c2_client *c;
-    c2_error err = {0};
-    if (c2_client_open(url, &c, &err)) {
-        fprintf(stderr, "chroma2ctl: %s\n", err.msg);
-        return err.code == C2_EINVAL ? EXIT_USAGE : EXIT_UNREACHABLE;
-    }
     int rc;
     if (!strcmp(cmd, "status") && nargs == 0) {
         int ready = 0;
-        rc = ctl_call(c, url, "status", NULL, 0, 0, &ready);
+        rc = ctl_call(url, "status", NULL, 0, 0, &ready);
         rc = rc == EXIT_OK && !ready ? EXIT_NOT_READY : rc;
     } else if (!strcmp(cmd, "ping")) {
-        rc = ctl_ping(c, url, nargs, args);
+        rc = ctl_ping(url, nargs, args);
     } else if (!strcmp(cmd, "stats") && (nargs == 0 || !strcmp(args[0], "--watch"))) {
         double every = 1;
         if (nargs > 2 || (nargs == 2 && ctl_number(args[1], 0.1, 3600, &every))) {
             rc = ctl_usage_error("stats --watch: '%s' is not a number of seconds", nargs == 2 ? args[1] : "");
         } else {
             do {
-                rc = ctl_call(c, url, "stats", NULL, 0, 0, NULL);
+                rc = ctl_call(url, "stats", NULL, 0, 0, NULL);
                 if (nargs && rc == EXIT_OK) {
                     printf("\n");
                     fflush(stdout);
@@ -369,36 +436,38 @@ int main(int argc, char **argv)
             } while (nargs && rc == EXIT_OK);
         }
     } else if (!strcmp(cmd, "geometry") && nargs == 1 && !strcmp(args[0], "list")) {
-        rc = ctl_call(c, url, "list_geometries", NULL, 0, 0, NULL);
+        rc = ctl_call(url, "list_geometries", NULL, 0, 0, NULL);
+    } else if (!strcmp(cmd, "geometry") && nargs >= 2 && nargs <= 4 && !strcmp(args[0], "load")) {
+        rc = ctl_load(url, nargs - 1, args + 1);
     } else if (!strcmp(cmd, "geometry") && nargs == 2 && !strcmp(args[0], "unload")) {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
         c2p_pack_kv_str(&pk, "name", args[1]);
-        rc = ctl_call(c, url, "unload_geometry", sb.data, sb.size, 1, NULL);
+        rc = ctl_call(url, "unload_geometry", sb.data, sb.size, 1, NULL);
         msgpack_sbuffer_destroy(&sb);
     } else if (!strcmp(cmd, "events") && nargs == 0) {
-        rc = ctl_call(c, url, "events", NULL, 0, 0, NULL);
+        rc = ctl_call(url, "events", NULL, 0, 0, NULL);
     } else if (!strcmp(cmd, "cancel") && nargs == 1) {
         double t;
         rc = ctl_number(args[0], 1, 1.8e19, &t) ? ctl_usage_error("cancel: '%s' is not a ticket", args[0])
-                                                : ctl_call_u64(c, url, "cancel", "ticket", (uint64_t)t);
+                                                : ctl_call_u64(url, "cancel", "ticket", (uint64_t)t);
     } else if (!strcmp(cmd, "drain") && nargs == 0) {
-        rc = ctl_call(c, url, "drain", NULL, 0, 0, NULL);
+        rc = ctl_call(url, "drain", NULL, 0, 0, NULL);
     } else if (!strcmp(cmd, "shutdown") && nargs <= 1) {
         double t = 0;
         if (nargs && ctl_number(args[0], 0, 4e9, &t)) {
             rc = ctl_usage_error("shutdown: '%s' is not a number of milliseconds", args[0]);
         } else {
-            rc = nargs ? ctl_call_u64(c, url, "shutdown", "timeout_ms", (uint64_t)t)
-                       : ctl_call(c, url, "shutdown", NULL, 0, 0, NULL);
+            rc = nargs ? ctl_call_u64(url, "shutdown", "timeout_ms", (uint64_t)t)
+                       : ctl_call(url, "shutdown", NULL, 0, 0, NULL);
         }
     } else if (!strcmp(cmd, "submit")) {
-        rc = ctl_submit(c, nargs, args);
+        rc = ctl_submit(url, nargs, args);
     } else {
         rc = ctl_usage_error("unknown command or arguments: '%s'", cmd);
     }
-    c2_client_close(c);
+    c2_client_close(ctl_client);
     return rc;
 }
