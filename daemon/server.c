@@ -125,10 +125,7 @@ static void server_pack_geometries(msgpack_packer *pk, c2d_server *srv)
 static int server_no_fields(const c2p_msg *req, c2p_err *err)
 {
     c2p_map m;
-    int rc = c2p_map_open(&m, req->root, c2p_type_name(req->type), err);
-    c2p_map_get(&m, "v");
-    c2p_map_get(&m, "id");
-    c2p_map_get(&m, "type");
+    int rc = c2p_map_open_body(&m, req, c2p_type_name(req->type), err);
     return rc ? rc : c2p_map_done(&m, err);
 }
 
@@ -136,10 +133,7 @@ static nng_msg *server_hello(c2d_server *srv, const c2p_msg *req, c2p_err *err)
 {
     c2p_map m;
     char client[128] = "";
-    int rc = c2p_map_open(&m, req->root, "hello", err);
-    c2p_map_get(&m, "v");
-    c2p_map_get(&m, "id");
-    c2p_map_get(&m, "type");
+    int rc = c2p_map_open_body(&m, req, "hello", err);
     const msgpack_object *v = c2p_map_get(&m, "versions");
     if (rc || (rc = c2p_get_str(&m, "client", 0, client, sizeof client, err)) || (rc = c2p_map_done(&m, err))) {
         return NULL;
@@ -248,10 +242,7 @@ static nng_msg *server_cancel(c2d_server *srv, const c2p_msg *req, uint32_t pipe
 {
     c2p_map m;
     uint64_t ticket = 0, request = 0;
-    int rc = c2p_map_open(&m, req->root, "cancel", err);
-    c2p_map_get(&m, "v");
-    c2p_map_get(&m, "id");
-    c2p_map_get(&m, "type");
+    int rc = c2p_map_open_body(&m, req, "cancel", err);
     if (rc || (rc = c2p_get_u64(&m, "ticket", 0, 1, UINT64_MAX, &ticket, err)) ||
         (rc = c2p_get_u64(&m, "request", 0, 0, UINT64_MAX, &request, err)) || (rc = c2p_map_done(&m, err))) {
         return NULL;
@@ -273,10 +264,7 @@ static nng_msg *server_shutdown(c2d_server *srv, const c2p_msg *req, c2p_err *er
 {
     c2p_map m;
     uint64_t timeout = 0;
-    int rc = c2p_map_open(&m, req->root, "shutdown", err);
-    c2p_map_get(&m, "v");
-    c2p_map_get(&m, "id");
-    c2p_map_get(&m, "type");
+    int rc = c2p_map_open_body(&m, req, "shutdown", err);
     if (rc || (rc = c2p_get_u64(&m, "timeout_ms", 0, 0, UINT32_MAX, &timeout, err)) ||
         (rc = c2p_map_done(&m, err))) {
         return NULL;
@@ -332,10 +320,7 @@ static nng_msg *server_unload_geometry(c2d_server *srv, const c2p_msg *req, c2p_
 {
     c2p_map m;
     char name[C2P_NAME_MAX + 1];
-    int rc = c2p_map_open(&m, req->root, "unload_geometry", err);
-    c2p_map_get(&m, "v");
-    c2p_map_get(&m, "id");
-    c2p_map_get(&m, "type");
+    int rc = c2p_map_open_body(&m, req, "unload_geometry", err);
     if (rc || (rc = c2p_get_str(&m, "name", 1, name, sizeof name, err)) || (rc = c2p_map_done(&m, err)) ||
         (rc = c2d_sched_unload_geometry(srv->sched, name, err))) {
         return NULL;

@@ -81,6 +81,17 @@ int c2p_map_open(c2p_map *m, const msgpack_object *o, const char *path, c2p_err 
     return 0;
 }
 
+int c2p_map_open_body(c2p_map *m, const c2p_msg *msg, const char *path, c2p_err *err)
+{
+    int rc = c2p_map_open(m, msg->root, path, err);
+    if (!rc) {
+        c2p_map_get(m, "v");
+        c2p_map_get(m, "id");
+        c2p_map_get(m, "type");
+    }
+    return rc;
+}
+
 const msgpack_object *c2p_map_get(c2p_map *m, const char *key)
 {
     for (uint32_t i = 0; i < m->map->size; i++) {
@@ -502,11 +513,7 @@ int c2p_decode_event(const c2p_msg *msg, uint64_t max_photons, c2p_event *ev, c2
     c2p_map m;
     uint64_t max_steps = ev->max_steps, deadline = 0;
     int64_t priority = 0;
-    int rc = c2p_map_open(&m, msg->root, "submit_event", err);
-    /* the envelope's keys are read by the parser */
-    c2p_map_get(&m, "v");
-    c2p_map_get(&m, "id");
-    c2p_map_get(&m, "type");
+    int rc = c2p_map_open_body(&m, msg, "submit_event", err);
     if (rc || (rc = c2p_get_str(&m, "geometry", 0, ev->geometry, sizeof ev->geometry, err)) ||
         (rc = c2p_get_str(&m, "digest", 0, ev->digest, sizeof ev->digest, err)) ||
         (rc = c2p_get_u64(&m, "event_id", 0, 0, UINT64_MAX, &ev->event_id, err)) ||
@@ -613,10 +620,7 @@ int c2p_decode_result(const c2p_msg *msg, c2p_result *out, c2p_err *err)
 {
     memset(out, 0, sizeof *out);
     c2p_map m;
-    int rc = c2p_map_open(&m, msg->root, "result", err);
-    c2p_map_get(&m, "v");
-    c2p_map_get(&m, "id");
-    c2p_map_get(&m, "type");
+    int rc = c2p_map_open_body(&m, msg, "result", err);
     c2p_map_get(&m, "ok");
     if (rc || (rc = c2p_get_u64(&m, "ticket", 1, 0, UINT64_MAX, &out->ticket, err)) ||
         (rc = c2p_get_u64(&m, "event_id", 1, 0, UINT64_MAX, &out->event_id, err)) ||

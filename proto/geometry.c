@@ -229,10 +229,7 @@ int c2p_decode_geometry(const c2p_msg *msg, char name[C2P_NAME_MAX + 1], int *re
     c2p_map req, top, wl;
     uint64_t nwl = 0;
     double wl_min = 0, wl_step = 0;
-    int rc = c2p_map_open(&req, msg->root, "load_geometry", err);
-    c2p_map_get(&req, "v");
-    c2p_map_get(&req, "id");
-    c2p_map_get(&req, "type");
+    int rc = c2p_map_open_body(&req, msg, "load_geometry", err);
     if (rc || (rc = c2p_get_str(&req, "name", 1, name, C2P_NAME_MAX + 1, err)) ||
         (rc = c2p_get_bool(&req, "replace", 0, replace, err)) ||
         (rc = c2p_map_open(&top, c2p_map_get(&req, "geometry"), "geometry", err)) || (rc = c2p_map_done(&req, err)) ||

@@ -113,6 +113,9 @@ typedef struct c2p_map {
 } c2p_map;
 
 int c2p_map_open(c2p_map *m, const msgpack_object *o, const char *path, c2p_err *err);
+/* Opens a message's top-level map for its body: the envelope keys (v, id,
+ * type), which the parser has read, count as read. */
+int c2p_map_open_body(c2p_map *m, const c2p_msg *msg, const char *path, c2p_err *err);
 /* The value of key, or NULL when absent; marks it read. */
 const msgpack_object *c2p_map_get(c2p_map *m, const char *key);
 /* Refuses the map if it holds a key nobody read. */
