@@ -14,7 +14,7 @@
 
 #include "daemon.h"
 
-typedef enum { CFG_UINT, CFG_OCTAL, CFG_MIB, CFG_BACKEND, CFG_LEVEL, CFG_FLAG, CFG_LISTEN, CFG_PATH } cfg_type;
+typedef enum { CFG_UINT, CFG_OCTAL, CFG_MIB, CFG_BACKEND, CFG_LEVEL, CFG_FLAG, CFG_LISTEN, CFG_PATH, CFG_HTTP } cfg_type;
 
 typedef struct cfg_opt {
     const char *name;
@@ -43,6 +43,8 @@ static const cfg_opt cfg_table[] = {
     {"log-level", CFG_LEVEL, 0, 0, CFG_AT(log_level), "info", "error, warn, info or debug"},
     {"trace", CFG_FLAG, 0, 1, CFG_AT(trace), "off", "log each event's lifecycle"},
     {"detector-pmts", CFG_UINT, 1, 1000000, CFG_AT(detector_pmts), "5000", "PMTs of the built-in detector"},
+    {"metrics", CFG_HTTP, 0, 0, CFG_AT(metrics_url), "off",
+     "serve /metrics (Prometheus), /healthz and /readyz on an http://HOST:PORT URL"},
     {"config", CFG_PATH, 0, 0, CFG_AT(config_path), "none", "read settings from FILE first"},
 };
 #define CFG_N (sizeof cfg_table / sizeof cfg_table[0])
@@ -123,6 +125,17 @@ static int cfg_set(c2d_config *c, const cfg_opt *o, const char *v, const char *w
     case CFG_PATH:
         *(const char **)at = v;
         return 0;
+    case CFG_HTTP:
+        if (strcmp(v, "off") == 0) {
+            *(const char **)at = NULL;
+            return 0;
+        }
+        if (strncmp(v, "http://", 7) != 0) {
+            snprintf(err, cap, "%s: %s: '%s' is not an http://HOST:PORT URL or off", where, o->name, v);
+            return -1;
+        }
+        *(const char **)at = v;
+        return 0;
     }
     return -1;
 }
@@ -132,7 +145,7 @@ void c2d_config_defaults(c2d_config *c)
     char err[256];
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < CFG_N; i++) {
-        if (cfg_table[i].type != CFG_LISTEN && cfg_table[i].type != CFG_PATH) {
+        if (cfg_table[i].type != CFG_LISTEN && cfg_table[i].type != CFG_PATH && cfg_table[i].type != CFG_HTTP) {
             cfg_set(c, &cfg_table[i], cfg_table[i].type == CFG_FLAG ? "off" : cfg_table[i].def, "default", err,
                     sizeof err);
         }

@@ -12,6 +12,7 @@
  *   backend_cpu.c  the CPU engine behind the backend interface
  *   digest.c     geometry digests (SHA-256, mbedTLS)
  *   config.c     settings: one table for the command line, file and usage
+ *   metrics.c    optional /metrics, /healthz, /readyz over NNG's HTTP server
  *   log.c        levelled logging to stderr
  *
  * Threads: NNG's own threads run the context callbacks (server.c); one
@@ -51,6 +52,7 @@ typedef struct c2d_config {
     int trace;                  /* per-event lifecycle lines */
     uint32_t detector_pmts;     /* PMTs of the built-in detector */
     const char *config_path;    /* --config FILE, or NULL */
+    const char *metrics_url;    /* http://HOST:PORT of the metrics endpoint, or NULL */
     char *owned[C2D_MAX_OWNED]; /* strings read from the file */
     int nowned;
 } c2d_config;
@@ -150,6 +152,11 @@ void c2d_sched_pack_events(c2d_sched *s, msgpack_packer *pk);
 void c2d_sched_stop(c2d_sched *s);
 /* Frees a stopped scheduler, once the server is stopped too. */
 void c2d_sched_free(c2d_sched *s);
+
+/* ---- metrics.c: Prometheus text and health over NNG's HTTP server ---- */
+typedef struct c2d_metrics c2d_metrics;
+c2d_metrics *c2d_metrics_start(const char *url, c2d_sched *sched, c2d_backend *backend, c2_error *err);
+void c2d_metrics_stop(c2d_metrics *m); /* NULL is fine */
 
 /* ---- the server ---- */
 typedef struct c2d_server c2d_server;

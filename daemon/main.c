@@ -226,6 +226,14 @@ int main(int argc, char **argv)
         c2d_sched_free(m.sched);
         return 1;
     }
+    c2d_metrics *metrics = NULL;
+    if (m.cfg.metrics_url && !(metrics = c2d_metrics_start(m.cfg.metrics_url, m.sched, &backend, &err))) {
+        c2d_log(C2D_LOG_ERROR, "%s", err.msg);
+        c2d_sched_stop(m.sched);
+        c2d_server_stop(m.srv);
+        c2d_sched_free(m.sched);
+        return 1;
+    }
     const char *wd = getenv("WATCHDOG_USEC");
     m.watchdog_usec = wd ? strtoull(wd, NULL, 10) : 0;
     uv_signal_init(loop, &m.sigterm);
@@ -248,6 +256,7 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
 
     c2d_log(C2D_LOG_INFO, "stopping");
+    c2d_metrics_stop(metrics);
     c2d_server_close_listeners(m.srv);
     c2d_sched_stop(m.sched); /* unfinished events get SHUTTING_DOWN */
     c2d_server_stop(m.srv);

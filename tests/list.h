@@ -43,7 +43,8 @@
     X(daemon_sigterm_drain)           \
     X(daemon_client_killed)           \
     X(daemon_chroma2ctl_exit_codes)   \
-    X(daemon_load_geometry)
+    X(daemon_load_geometry)           \
+    X(daemon_metrics_endpoint)
 
 #define C2T_LIST_CUDA(X)               \
     X(cuda_matches_cpu_detector)       \

@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -729,6 +731,60 @@ TEST(daemon_load_geometry)
     printf("  event on the unloaded 'box' -> %d: %s\n", rc, err.msg);
     CHECK(rc == C2_REMOTE_NOT_FOUND, "an unloaded geometry still served");
     c2_future_free(f);
+    c2_client_close(c);
+    CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+}
+
+/* GET path from 127.0.0.1:port; returns the status code, body into buf. */
+static int http_get(int port, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect to the metrics port: %s", strerror(errno));
+    char req[128];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    CHECK(write(fd, req, (size_t)n) == n, "write");
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = read(fd, buf + got, cap - 1 - got)) > 0) {
+        got += (size_t)r;
+    }
+    buf[got] = 0;
+    close(fd);
+    int status = 0;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+TEST(daemon_metrics_endpoint)
+{
+    int port = 30000 + (int)(getpid() % 20000);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    const char *const args[] = {"--metrics", url, NULL};
+    daemon_proc d;
+    daemon_start(&d, args);
+    c2_client *c = connect_to(&d);
+    c2_error err = {0};
+    c2_future *f = submit(c, 1, 12345, NULL);
+    CHECK(outcome(f, &err) == 0, "%s", err.msg);
+    c2_future_free(f);
+    static char body[16384];
+    CHECK(http_get(port, "/healthz", body, sizeof body) == 200, "healthz: %s", body);
+    CHECK(http_get(port, "/readyz", body, sizeof body) == 200, "readyz: %s", body);
+    CHECK(http_get(port, "/metrics", body, sizeof body) == 200, "metrics: %s", body);
+    CHECK(strstr(body, "chroma2_photons_total 12345\n") && strstr(body, "chroma2_events_total{outcome=\"completed\"} 1\n"),
+          "metrics do not count the event:\n%s", body);
+    printf("  /healthz 200, /readyz 200, /metrics counts the 12345-photon event\n");
+    c2_reply *r;
+    CHECK(c2_client_call(c, "drain", NULL, 0, 0, 5000, &r, &err) == 0, "%s", err.msg);
+    c2_reply_free(r);
+    CHECK(http_get(port, "/readyz", body, sizeof body) == 503, "readyz while draining: %s", body);
+    printf("  after drain: /readyz 503\n");
     c2_client_close(c);
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
 }
