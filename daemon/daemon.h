@@ -119,6 +119,7 @@ typedef struct c2d_counts {
     uint64_t photons, queued, running;
     double photons_per_s, ns_per_photon, busy;
     uint64_t pool_bytes, pool_limit;
+    uint64_t rss_bytes; /* the process's resident memory */
     uint32_t geometries;
     int draining;
 } c2d_counts;

@@ -21,19 +21,6 @@ struct c2d_metrics {
     c2d_backend *backend;
 };
 
-static uint64_t metrics_rss(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &pages, &rss) != 2) {
-            rss = 0;
-        }
-        fclose(f);
-    }
-    return (uint64_t)rss * 4096u;
-}
-
 static void metrics_reply(nng_aio *aio, uint16_t status, const char *type, const char *body, size_t len)
 {
     nng_http_res *res;
@@ -102,7 +89,7 @@ static void metrics_prometheus(nng_aio *aio)
         (unsigned long long)c.cancelled, (unsigned long long)c.expired, (unsigned long long)c.rejected_busy,
         (unsigned long long)c.photons, c.photons_per_s, c.ns_per_photon, m->backend->name, c.busy,
         (unsigned long long)c.queued, (unsigned long long)c.running, (unsigned long long)c.pool_bytes,
-        (unsigned long long)c.pool_limit, (unsigned long long)metrics_rss(), c.geometries, !c.draining);
+        (unsigned long long)c.pool_limit, (unsigned long long)c.rss_bytes, c.geometries, !c.draining);
     metrics_reply(aio, 200, "text/plain; version=0.0.4", buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
 }
 

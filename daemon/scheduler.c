@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon.h"
 
@@ -504,8 +505,22 @@ int c2d_sched_idle(c2d_sched *s)
     return idle;
 }
 
+static uint64_t sched_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &pages, &rss) != 2) {
+            rss = 0;
+        }
+        fclose(f);
+    }
+    return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 void c2d_sched_counts(c2d_sched *s, c2d_counts *c)
 {
+    uint64_t rss = sched_rss_bytes();
     pthread_mutex_lock(&s->mu);
     *c = s->counts;
     c->queued = s->nheap;
@@ -513,6 +528,7 @@ void c2d_sched_counts(c2d_sched *s, c2d_counts *c)
     c->pool_bytes = s->pool_bytes;
     c->draining = s->draining;
     c->geometries = s->ngeoms;
+    c->rss_bytes = rss;
     pthread_mutex_unlock(&s->mu);
 }
 

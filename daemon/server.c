@@ -196,19 +196,6 @@ static nng_msg *server_status(c2d_server *srv, const c2p_msg *req)
     return out;
 }
 
-static uint64_t server_rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &pages, &rss) != 2) {
-            rss = 0;
-        }
-        fclose(f);
-    }
-    return (uint64_t)rss * 4096u;
-}
-
 static nng_msg *server_stats(c2d_server *srv, const c2p_msg *req)
 {
     c2d_counts c;
@@ -232,7 +219,7 @@ static nng_msg *server_stats(c2d_server *srv, const c2p_msg *req)
     c2p_pack_kv_u64(&pk, "queued", c.queued);
     c2p_pack_kv_u64(&pk, "running", c.running);
     c2p_pack_kv_f64(&pk, "backend_busy", c.busy);
-    c2p_pack_kv_u64(&pk, "rss_bytes", server_rss_bytes());
+    c2p_pack_kv_u64(&pk, "rss_bytes", c.rss_bytes);
     c2p_pack_kv_u64(&pk, "pool_bytes", c.pool_bytes);
     c2p_pack_kv_u64(&pk, "pool_limit_bytes", c.pool_limit);
     return out;
