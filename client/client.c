@@ -13,7 +13,6 @@
  * Threads: futures complete on NNG's threads; the future's mutex and
  * condition variable hand the outcome to waiters.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,18 +76,6 @@ struct c2_reply {
     nng_msg *msg;
 };
 
-static int client_fail(c2_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 int c2_client_open(const char *url, c2_client **out, c2_error *err)
 {
     if (!url) {
@@ -97,7 +84,7 @@ int c2_client_open(const char *url, c2_client **out, c2_error *err)
     }
     c2_client *c = calloc(1, sizeof *c);
     if (!c) {
-        return client_fail(err, C2_ENOMEM, "out of memory");
+        return c2i_fail(err, C2_ENOMEM, "out of memory");
     }
     int rv = nng_req0_open(&c->sock);
     if (rv == 0) {
@@ -112,7 +99,7 @@ int c2_client_open(const char *url, c2_client **out, c2_error *err)
     }
     if (rv != 0) {
         free(c);
-        return client_fail(err, rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? C2_EINVAL : C2_EIO,
+        return c2i_fail(err, rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? C2_EINVAL : C2_EIO,
                            "cannot connect to %s: %s", url, nng_strerror(rv));
     }
     pthread_mutex_init(&c->mu, NULL);
@@ -157,15 +144,15 @@ static void future_take_reply(c2_future *f, nng_msg *msg)
     c2p_msg m;
     c2p_err perr = {0};
     if (c2p_parse_reply(&m, nng_msg_body(msg), nng_msg_len(msg), &perr)) {
-        f->rc = client_fail(&f->err, C2_EIO, "unreadable reply from the daemon: %s", perr.msg);
+        f->rc = c2i_fail(&f->err, C2_EIO, "unreadable reply from the daemon: %s", perr.msg);
     } else if (m.id != f->id) {
-        f->rc = client_fail(&f->err, C2_EIO, "reply to request %llu arrived for %llu", (unsigned long long)m.id,
+        f->rc = c2i_fail(&f->err, C2_EIO, "reply to request %llu arrived for %llu", (unsigned long long)m.id,
                             (unsigned long long)f->id);
     } else if (!m.ok) {
-        f->rc = client_fail(&f->err, m.error.code, "%s: %s", c2p_error_name(m.error.code), m.error.msg);
+        f->rc = c2i_fail(&f->err, m.error.code, "%s: %s", c2p_error_name(m.error.code), m.error.msg);
     } else if (f->is_event) {
         if (c2p_decode_result(&m, &f->result, &perr)) {
-            f->rc = client_fail(&f->err, C2_EIO, "unreadable result from the daemon: %s", perr.msg);
+            f->rc = c2i_fail(&f->err, C2_EIO, "unreadable result from the daemon: %s", perr.msg);
         }
     } else {
         f->reply = msg;
@@ -190,7 +177,7 @@ static void future_cb(void *arg)
         if (f->state == F_SEND) {
             nng_msg_free(nng_aio_get_msg(f->aio)); /* unsent: still ours */
         }
-        f->rc = client_fail(&f->err, rv == NNG_ETIMEDOUT ? C2_ETIMEDOUT : C2_EIO, "request %llu: %s",
+        f->rc = c2i_fail(&f->err, rv == NNG_ETIMEDOUT ? C2_ETIMEDOUT : C2_EIO, "request %llu: %s",
                             (unsigned long long)f->id, nng_strerror(rv));
     } else {
         future_take_reply(f, nng_aio_get_msg(f->aio));
@@ -205,7 +192,7 @@ static int future_start(c2_client *c, int is_event, uint32_t timeout_ms, nng_msg
     c2_future *f = calloc(1, sizeof *f);
     if (!f) {
         nng_msg_free(msg);
-        return client_fail(err, C2_ENOMEM, "out of memory");
+        return c2i_fail(err, C2_ENOMEM, "out of memory");
     }
     pthread_mutex_lock(&c->mu);
     c->nfutures++;
@@ -226,7 +213,7 @@ static int future_start(c2_client *c, int is_event, uint32_t timeout_ms, nng_msg
         pthread_cond_destroy(&f->cv);
         free(f);
         client_release(c);
-        return client_fail(err, C2_EIO, "cannot start a request: %s", nng_strerror(rv));
+        return c2i_fail(err, C2_EIO, "cannot start a request: %s", nng_strerror(rv));
     }
     nng_ctx_set_ms(f->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     nng_aio_set_timeout(f->aio, timeout_ms ? (nng_duration)timeout_ms : NNG_DURATION_INFINITE);
@@ -275,7 +262,7 @@ int c2_future_poll(c2_future *f)
 int c2_future_result(c2_future *f, const c2_event_result **result, c2_error *err)
 {
     if (!c2_future_poll(f)) {
-        return client_fail(err, C2_ESTATE, "the future is not done yet");
+        return c2i_fail(err, C2_ESTATE, "the future is not done yet");
     }
     if (f->rc) {
         if (err) {
@@ -284,7 +271,7 @@ int c2_future_result(c2_future *f, const c2_event_result **result, c2_error *err
         return f->rc;
     }
     if (!f->is_event) {
-        return client_fail(err, C2_ESTATE, "not an event's future");
+        return c2i_fail(err, C2_ESTATE, "not an event's future");
     }
     *result = &f->result.r;
     return 0;
@@ -324,7 +311,7 @@ int c2_future_cancel(c2_future *f, c2_error *err)
     int closed = f->c->closed;
     pthread_mutex_unlock(&f->c->mu);
     if (closed) {
-        return client_fail(err, C2_ESTATE, "the client is closed");
+        return c2i_fail(err, C2_ESTATE, "the client is closed");
     }
     /* a cancel by request id only works on the same connection: this
      * client's socket; the daemon sees one pipe per client */
@@ -363,7 +350,7 @@ static int client_call_packed(c2_client *c, c2p_type type, void (*body)(msgpack_
 {
     nng_msg *msg;
     if (nng_msg_alloc(&msg, 0) != 0) {
-        return client_fail(err, C2_ENOMEM, "out of memory");
+        return c2i_fail(err, C2_ENOMEM, "out of memory");
     }
     msgpack_packer pk;
     c2p_nng_packer_init(&pk, msg);
@@ -386,7 +373,7 @@ static int client_call_packed(c2_client *c, c2p_type type, void (*body)(msgpack_
     } else {
         c2_reply *r = malloc(sizeof *r);
         if (!r) {
-            rc = client_fail(err, C2_ENOMEM, "out of memory");
+            rc = c2i_fail(err, C2_ENOMEM, "out of memory");
         } else {
             r->msg = f->reply;
             f->reply = NULL;
@@ -416,7 +403,7 @@ int c2_client_call(c2_client *c, const char *type, const void *body, size_t body
         }
     }
     if (t == C2P_T_NONE || t == C2P_T_SUBMIT_EVENT || (body_len && !body)) {
-        return client_fail(err, C2_EINVAL, "c2_client_call: '%s' is not a request type it can send",
+        return c2i_fail(err, C2_EINVAL, "c2_client_call: '%s' is not a request type it can send",
                            type ? type : "(null)");
     }
     struct {
@@ -460,11 +447,11 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
     memset(&pe, 0, sizeof pe);
     const char *geometry = opts && opts->geometry ? opts->geometry : "default";
     if (strlen(geometry) > C2P_NAME_MAX || (opts && opts->digest && strlen(opts->digest) > 64)) {
-        return client_fail(err, C2_EINVAL, "geometry name or digest too long");
+        return c2i_fail(err, C2_EINVAL, "geometry name or digest too long");
     }
     if ((ev->nspectra && (!opts || opts->spectra_nwl < 2)) || (ev->nphotons && !ev->photons) ||
         (ev->nsources && !ev->sources)) {
-        return client_fail(err, C2_EINVAL, "event arrays missing, or spectra without opts->spectra_nwl");
+        return c2i_fail(err, C2_EINVAL, "event arrays missing, or spectra without opts->spectra_nwl");
     }
     strcpy(pe.geometry, geometry);
     if (opts && opts->digest) {
@@ -489,11 +476,11 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
      * on the wire, plus the spectra and the small fields */
     size_t size = 52 * ((size_t)pe.nphotons + pe.nsources) + 4 * (size_t)pe.nspectra * pe.spectra_nwl + 1024;
     if (nng_msg_alloc(&msg, 0) != 0) {
-        return client_fail(err, C2_ENOMEM, "out of memory");
+        return c2i_fail(err, C2_ENOMEM, "out of memory");
     }
     if (nng_msg_reserve(msg, size) != 0) {
         nng_msg_free(msg);
-        return client_fail(err, C2_ENOMEM, "out of memory for a request of %zu bytes", size);
+        return c2i_fail(err, C2_ENOMEM, "out of memory for a request of %zu bytes", size);
     }
     msgpack_packer pk;
     c2p_nng_packer_init(&pk, msg);

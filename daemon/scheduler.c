@@ -175,19 +175,19 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     }
     pthread_mutex_unlock(&s->mu);
     if (!geom) {
-        return c2p_fail(err, C2P_NOT_FOUND, "geometry '%s' is not loaded", ev->geometry);
+        return c2i_fail(err, C2P_NOT_FOUND, "geometry '%s' is not loaded", ev->geometry);
     }
     int rc = 0;
     c2_event view = c2p_event_view(ev);
     c2_error ce = {0};
     if (ev->digest[0] && strcmp(ev->digest, geom->digest) != 0) {
-        rc = c2p_fail(err, C2P_DIGEST_MISMATCH, "geometry '%s' has digest %s, not %s", geom->name, geom->digest,
+        rc = c2i_fail(err, C2P_DIGEST_MISMATCH, "geometry '%s' has digest %s, not %s", geom->name, geom->digest,
                       ev->digest);
     } else if (ev->nspectra && ev->spectra_nwl != c2_geometry_nwl(geom->g)) {
-        rc = c2p_fail(err, C2P_BAD_REQUEST, "spectra have %u values each, geometry '%s' has a grid of %u",
+        rc = c2i_fail(err, C2P_BAD_REQUEST, "spectra have %u values each, geometry '%s' has a grid of %u",
                       ev->spectra_nwl, geom->name, c2_geometry_nwl(geom->g));
     } else if (c2_event_validate(geom->g, &view, &ce)) {
-        rc = c2p_fail(err, C2P_BAD_REQUEST, "submit_event: %s", ce.msg);
+        rc = c2i_fail(err, C2P_BAD_REQUEST, "submit_event: %s", ce.msg);
     }
     if (rc) {
         sched_unref(s, geom);
@@ -204,7 +204,7 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     sched_event *e = calloc(1, sizeof *e);
     if (!e) {
         sched_unref(s, geom);
-        return c2p_fail(err, C2P_BUSY, "out of memory");
+        return c2i_fail(err, C2P_BUSY, "out of memory");
     }
     pthread_mutex_lock(&s->mu);
     uint32_t mine = 0;
@@ -215,18 +215,18 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
         mine += s->running[i]->pipe == pipe;
     }
     if (s->draining) {
-        rc = c2p_fail(err, C2P_SHUTTING_DOWN, "the daemon is draining and takes no new events");
+        rc = c2i_fail(err, C2P_SHUTTING_DOWN, "the daemon is draining and takes no new events");
     } else if (s->nheap + s->nrunning >= s->cfg->max_queued) {
         /* queued and running both hold a server context until answered */
-        rc = c2p_fail(err, C2P_BUSY, "queue full (%u events waiting, %u running)", s->nheap, s->nrunning);
+        rc = c2i_fail(err, C2P_BUSY, "queue full (%u events waiting, %u running)", s->nheap, s->nrunning);
     } else if (mine >= s->cfg->max_per_client) {
-        rc = c2p_fail(err, C2P_BUSY, "this connection has %u events in flight (limit %u)", mine,
+        rc = c2i_fail(err, C2P_BUSY, "this connection has %u events in flight (limit %u)", mine,
                       s->cfg->max_per_client);
     } else if (s->pool_bytes + bytes > s->cfg->pool_bytes) {
         rc = bytes > s->cfg->pool_bytes
-                 ? c2p_fail(err, C2P_TOO_LARGE, "event needs %llu bytes, more than the pool's %llu",
+                 ? c2i_fail(err, C2P_TOO_LARGE, "event needs %llu bytes, more than the pool's %llu",
                             (unsigned long long)bytes, (unsigned long long)s->cfg->pool_bytes)
-                 : c2p_fail(err, C2P_BUSY, "memory pool full (%llu of %llu bytes held)",
+                 : c2i_fail(err, C2P_BUSY, "memory pool full (%llu of %llu bytes held)",
                             (unsigned long long)s->pool_bytes, (unsigned long long)s->cfg->pool_bytes);
     }
     if (rc) {
@@ -571,10 +571,10 @@ int c2d_sched_add_geometry(c2d_sched *s, c2d_geometry *g, int replace, c2p_err *
         }
     }
     if (at < s->ngeoms && !replace) {
-        rc = c2p_fail(err, C2P_EXISTS, "geometry '%s' is loaded (digest %s); unload it or send replace", g->name,
+        rc = c2i_fail(err, C2P_EXISTS, "geometry '%s' is loaded (digest %s); unload it or send replace", g->name,
                       s->geoms[at]->digest);
     } else if (at == s->ngeoms && s->ngeoms == C2D_MAX_GEOMETRIES) {
-        rc = c2p_fail(err, C2P_TOO_LARGE, "%d geometries are loaded, the most there can be", C2D_MAX_GEOMETRIES);
+        rc = c2i_fail(err, C2P_TOO_LARGE, "%d geometries are loaded, the most there can be", C2D_MAX_GEOMETRIES);
     } else {
         if (at < s->ngeoms) {
             old = s->geoms[at];
@@ -606,7 +606,7 @@ int c2d_sched_unload_geometry(c2d_sched *s, const char *name, c2p_err *err)
     int now = g && g->refs == 0;
     pthread_mutex_unlock(&s->mu);
     if (!g) {
-        return c2p_fail(err, C2P_NOT_FOUND, "geometry '%s' is not loaded", name);
+        return c2i_fail(err, C2P_NOT_FOUND, "geometry '%s' is not loaded", name);
     }
     if (now) {
         sched_geometry_free(g);

@@ -144,11 +144,11 @@ static nng_msg *server_hello(c2d_server *srv, const c2p_msg *req, c2p_err *err)
         common |= x->type == MSGPACK_OBJECT_POSITIVE_INTEGER && x->via.u64 == C2P_PROTOCOL_VERSION;
     }
     if (!v || v->type != MSGPACK_OBJECT_ARRAY) {
-        c2p_fail(err, C2P_BAD_REQUEST, "hello: 'versions' (an array of unsigned integers) is required");
+        c2i_fail(err, C2P_BAD_REQUEST, "hello: 'versions' (an array of unsigned integers) is required");
         return NULL;
     }
     if (!common) {
-        c2p_fail(err, C2P_VERSION, "no common protocol version: this daemon speaks %d", C2P_PROTOCOL_VERSION);
+        c2i_fail(err, C2P_VERSION, "no common protocol version: this daemon speaks %d", C2P_PROTOCOL_VERSION);
         return NULL;
     }
     c2d_log(C2D_LOG_DEBUG, "hello from '%s'", client);
@@ -235,7 +235,7 @@ static nng_msg *server_cancel(c2d_server *srv, const c2p_msg *req, uint32_t pipe
         return NULL;
     }
     if (!ticket && !c2p_map_get(&m, "request")) {
-        c2p_fail(err, C2P_BAD_REQUEST, "cancel: give 'ticket' or 'request'");
+        c2i_fail(err, C2P_BAD_REQUEST, "cancel: give 'ticket' or 'request'");
         return NULL;
     }
     int cancelled = c2d_sched_cancel(srv->sched, ticket, pipe, request);
@@ -272,7 +272,7 @@ static nng_msg *server_load_geometry(c2d_server *srv, const c2p_msg *req, c2p_er
     int replace = 0;
     c2_build_stats st;
     if (!g) {
-        c2p_fail(err, C2P_TOO_LARGE, "load_geometry: no memory");
+        c2i_fail(err, C2P_TOO_LARGE, "load_geometry: no memory");
         return NULL;
     }
     if (c2p_decode_geometry(req, g->name, &replace, &g->g, &st, err)) {
@@ -398,7 +398,7 @@ static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, 
         c2d_sched_drain(srv->sched);
         return server_reply_begin(&pk, req, 0);
     default:
-        c2p_fail(err, C2P_INTERNAL, "request type %d has no handler", req->type);
+        c2i_fail(err, C2P_INTERNAL, "request type %d has no handler", req->type);
         return NULL;
     }
 }

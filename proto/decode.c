@@ -7,24 +7,11 @@
  */
 #include <math.h>
 #include <stddef.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
-
-int c2p_fail(c2p_err *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        err->code = code;
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 const char *c2p_error_name(int code)
 {
@@ -60,7 +47,7 @@ static int proto_str_is(const msgpack_object *o, const char *s)
 int c2p_map_open(c2p_map *m, const msgpack_object *o, const char *path, c2p_err *err)
 {
     if (!o || o->type != MSGPACK_OBJECT_MAP) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s: expected a map", path);
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s: expected a map", path);
     }
     m->map = &o->via.map;
     m->path = path;
@@ -68,12 +55,12 @@ int c2p_map_open(c2p_map *m, const msgpack_object *o, const char *path, c2p_err 
     for (uint32_t i = 0; i < m->map->size; i++) { /* at most C2P_MAX_MAP entries (scan) */
         const msgpack_object *k = &m->map->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR) {
-            return c2p_fail(err, C2P_BAD_REQUEST, "%s: keys must be strings", path);
+            return c2i_fail(err, C2P_BAD_REQUEST, "%s: keys must be strings", path);
         }
         for (uint32_t j = 0; j < i; j++) {
             const msgpack_object *q = &m->map->ptr[j].key;
             if (q->via.str.size == k->via.str.size && memcmp(q->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0) {
-                return c2p_fail(err, C2P_BAD_REQUEST, "%s: key '%.*s' appears twice", path, (int)k->via.str.size,
+                return c2i_fail(err, C2P_BAD_REQUEST, "%s: key '%.*s' appears twice", path, (int)k->via.str.size,
                                 k->via.str.ptr);
             }
         }
@@ -108,7 +95,7 @@ int c2p_map_done(const c2p_map *m, c2p_err *err)
     for (uint32_t i = 0; i < m->map->size; i++) {
         if (!(m->seen & (1ull << i))) {
             const msgpack_object *k = &m->map->ptr[i].key;
-            return c2p_fail(err, C2P_BAD_REQUEST, "%s: unknown key '%.*s'", m->path,
+            return c2i_fail(err, C2P_BAD_REQUEST, "%s: unknown key '%.*s'", m->path,
                             (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);
         }
     }
@@ -119,7 +106,7 @@ int c2p_map_done(const c2p_map *m, c2p_err *err)
 static const msgpack_object *proto_field(c2p_map *m, const char *key, int required, int *rc, c2p_err *err)
 {
     const msgpack_object *o = c2p_map_get(m, key);
-    *rc = (!o && required) ? c2p_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", m->path, key) : 0;
+    *rc = (!o && required) ? c2i_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", m->path, key) : 0;
     return o;
 }
 
@@ -131,10 +118,10 @@ int c2p_get_u64(c2p_map *m, const char *key, int required, uint64_t lo, uint64_t
         return rc;
     }
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected an unsigned integer", m->path, key);
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: expected an unsigned integer", m->path, key);
     }
     if (o->via.u64 < lo || o->via.u64 > hi) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %llu is outside [%llu, %llu]", m->path, key,
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: %llu is outside [%llu, %llu]", m->path, key,
                         (unsigned long long)o->via.u64, (unsigned long long)lo, (unsigned long long)hi);
     }
     *out = o->via.u64;
@@ -154,10 +141,10 @@ int c2p_get_i64(c2p_map *m, const char *key, int required, int64_t lo, int64_t h
     } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX) {
         v = (int64_t)o->via.u64;
     } else {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected an integer", m->path, key);
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: expected an integer", m->path, key);
     }
     if (v < lo || v > hi) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %lld is outside [%lld, %lld]", m->path, key, (long long)v,
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: %lld is outside [%lld, %lld]", m->path, key, (long long)v,
                         (long long)lo, (long long)hi);
     }
     *out = v;
@@ -184,10 +171,10 @@ int c2p_get_f64(c2p_map *m, const char *key, int required, double lo, double hi,
         v = (double)o->via.i64;
         break;
     default:
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected a number", m->path, key);
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: expected a number", m->path, key);
     }
     if (!isfinite(v) || v < lo || v > hi) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %g is not finite or outside [%g, %g]", m->path, key, v, lo, hi);
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: %g is not finite or outside [%g, %g]", m->path, key, v, lo, hi);
     }
     *out = v;
     return 0;
@@ -201,7 +188,7 @@ int c2p_get_bool(c2p_map *m, const char *key, int required, int *out, c2p_err *e
         return rc;
     }
     if (o->type != MSGPACK_OBJECT_BOOLEAN) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected true or false", m->path, key);
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: expected true or false", m->path, key);
     }
     *out = o->via.boolean;
     return 0;
@@ -215,10 +202,10 @@ int c2p_get_str(c2p_map *m, const char *key, int required, char *out, size_t cap
         return rc;
     }
     if (o->type != MSGPACK_OBJECT_STR) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected a string", m->path, key);
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: expected a string", m->path, key);
     }
     if (o->via.str.size >= cap || memchr(o->via.str.ptr, 0, o->via.str.size)) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: string longer than %zu bytes or holding NUL", m->path, key,
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: string longer than %zu bytes or holding NUL", m->path, key,
                         cap - 1);
     }
     memcpy(out, o->via.str.ptr, o->via.str.size);
@@ -235,10 +222,10 @@ int c2p_get_bin32(c2p_map *m, const char *key, int required, size_t n, size_t co
         return rc;
     }
     if (o->type != MSGPACK_OBJECT_BIN) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected a bin of little-endian 4-byte values", m->path, key);
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: expected a bin of little-endian 4-byte values", m->path, key);
     }
     if ((uint64_t)o->via.bin.size != (uint64_t)n * comps * 4) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %u bytes, expected %zu x %zu x 4 = %llu", m->path, key,
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: %u bytes, expected %zu x %zu x 4 = %llu", m->path, key,
                         o->via.bin.size, n, comps, (unsigned long long)n * comps * 4);
     }
     /* bin data is unaligned and little-endian: memcpy each record on a
@@ -277,7 +264,7 @@ static int proto_parse(c2p_msg *m, const void *buf, size_t len, int reply, c2p_e
     }
     size_t off = 0;
     if (msgpack_unpack_next(&m->up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
-        return c2p_fail(err, C2P_MALFORMED, "message is not one valid msgpack map");
+        return c2i_fail(err, C2P_MALFORMED, "message is not one valid msgpack map");
     }
     m->root = &m->up.data;
     c2p_map env;
@@ -291,7 +278,7 @@ static int proto_parse(c2p_msg *m, const void *buf, size_t len, int reply, c2p_e
     m->id = id;
     const msgpack_object *t = c2p_map_get(&env, "type");
     if (!t || t->type != MSGPACK_OBJECT_STR) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "message: 'type' is required and must be a string");
+        return c2i_fail(err, C2P_BAD_REQUEST, "message: 'type' is required and must be a string");
     }
     for (int i = 1; i < C2P_T_COUNT; i++) {
         if (proto_str_is(t, proto_type_names[i])) {
@@ -303,11 +290,11 @@ static int proto_parse(c2p_msg *m, const void *buf, size_t len, int reply, c2p_e
     }
     m->v = (uint32_t)v;
     if (v != C2P_PROTOCOL_VERSION) {
-        return c2p_fail(err, C2P_VERSION, "protocol version %llu is not supported (supported: %d)",
+        return c2i_fail(err, C2P_VERSION, "protocol version %llu is not supported (supported: %d)",
                         (unsigned long long)v, C2P_PROTOCOL_VERSION);
     }
     if (m->type == C2P_T_NONE && !(reply && proto_str_is(t, "error"))) {
-        return c2p_fail(err, C2P_UNKNOWN_TYPE, "unknown message type '%.*s'",
+        return c2i_fail(err, C2P_UNKNOWN_TYPE, "unknown message type '%.*s'",
                         (int)(t->via.str.size > 64 ? 64 : t->via.str.size), t->via.str.ptr);
     }
     if (reply) {
@@ -339,20 +326,12 @@ void c2p_msg_free(c2p_msg *m) { msgpack_unpacked_destroy(&m->up); }
 
 /* ---- submit_event ---- */
 
-/* A column of a block: a bin of comps 4-byte values per record, copied to
- * offset in each record. */
-typedef struct proto_col {
-    const char *key;
-    int required;
-    size_t comps, offset;
-} proto_col;
-
 /* Reads an optional block (photons, sources, hits...) of n records of size
  * stride into a new array *out. Every bin's length is checked against n
  * before anything is allocated, so the allocation is bounded by the
  * message's own size. *present says whether the block was there; *had
  * (one flag per field, may be NULL) which optional fields were. */
-static int proto_block(c2p_map *parent, const char *key, uint64_t max_n, const proto_col *f, size_t nf,
+static int proto_block(c2p_map *parent, const char *key, uint64_t max_n, const c2p_col *f, size_t nf,
                        size_t stride, void **out, uint32_t *nout, int *present, int *had, c2p_err *err)
 {
     const msgpack_object *o = c2p_map_get(parent, key);
@@ -371,10 +350,10 @@ static int proto_block(c2p_map *parent, const char *key, uint64_t max_n, const p
     for (size_t i = 0; i < nf; i++) {
         const msgpack_object *v = c2p_map_get(&b, f[i].key);
         if (!v && f[i].required) {
-            return c2p_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", path, f[i].key);
+            return c2i_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", path, f[i].key);
         }
         if (v && (v->type != MSGPACK_OBJECT_BIN || (uint64_t)v->via.bin.size != n * f[i].comps * 4)) {
-            return c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: %s%u bytes, expected %llu x %zu x 4", path, f[i].key,
+            return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: %s%u bytes, expected %llu x %zu x 4", path, f[i].key,
                             v->type == MSGPACK_OBJECT_BIN ? "" : "not a bin, ",
                             v->type == MSGPACK_OBJECT_BIN ? v->via.bin.size : 0u, (unsigned long long)n, f[i].comps);
         }
@@ -387,7 +366,7 @@ static int proto_block(c2p_map *parent, const char *key, uint64_t max_n, const p
     }
     char *recs = calloc(n ? n : 1, stride);
     if (!recs) {
-        return c2p_fail(err, C2P_TOO_LARGE, "%s: no memory for %llu records", path, (unsigned long long)n);
+        return c2i_fail(err, C2P_TOO_LARGE, "%s: no memory for %llu records", path, (unsigned long long)n);
     }
     for (size_t i = 0; i < nf; i++) {
         c2p_get_bin32(&b, f[i].key, 0, n, f[i].comps, recs + f[i].offset, stride, err); /* sizes checked above */
@@ -404,7 +383,7 @@ static int proto_want(c2p_map *m, uint32_t *want, c2p_err *err)
         return 0;
     }
     if (o->type != MSGPACK_OBJECT_ARRAY) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "%s.want: expected an array of strings", m->path);
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s.want: expected an array of strings", m->path);
     }
     *want = 0;
     for (uint32_t i = 0; i < o->via.array.size; i++) {
@@ -414,7 +393,7 @@ static int proto_want(c2p_map *m, uint32_t *want, c2p_err *err)
                        : proto_str_is(w, "channels") ? C2_RETURN_CHANNELS
                                                      : 0;
         if (!bit) {
-            return c2p_fail(err, C2P_BAD_REQUEST, "%s.want[%u]: expected \"hits\", \"photons\" or \"channels\"",
+            return c2i_fail(err, C2P_BAD_REQUEST, "%s.want[%u]: expected \"hits\", \"photons\" or \"channels\"",
                             m->path, i);
         }
         *want |= bit;
@@ -422,45 +401,13 @@ static int proto_want(c2p_map *m, uint32_t *want, c2p_err *err)
     return 0;
 }
 
-#define F(key, req, comps, type, field) {key, req, comps, offsetof(type, field)}
-static const proto_col proto_photon_in[] = {
-    F("pos", 1, 3, c2_photon, pos),       F("dir", 1, 3, c2_photon, dir),   F("wavelength", 1, 1, c2_photon, wavelength),
-    F("pol", 0, 3, c2_photon, pol),       F("time", 0, 1, c2_photon, time), F("weight", 0, 1, c2_photon, weight)};
-static const proto_col proto_source_in[] = {
-    F("pos", 1, 3, c2_source, pos),
-    F("time", 1, 1, c2_source, time),
-    F("dir", 1, 3, c2_source, dir),
-    F("cos_half_angle", 1, 1, c2_source, cos_half_angle),
-    F("wavelength", 1, 1, c2_source, wavelength),
-    F("spectrum", 1, 1, c2_source, spectrum),
-    F("nphotons", 1, 1, c2_source, nphotons)};
-static const proto_col proto_hit_in[] = {
-    F("photon_id", 1, 1, c2_hit, photon_id), F("channel", 1, 1, c2_hit, channel), F("time", 1, 1, c2_hit, time),
-    F("wavelength", 1, 1, c2_hit, wavelength), F("pos", 1, 3, c2_hit, pos),   F("flags", 1, 1, c2_hit, flags)};
-static const proto_col proto_end_state_in[] = {
-    F("pos", 1, 3, c2_photon, pos),
-    F("dir", 1, 3, c2_photon, dir),
-    F("pol", 1, 3, c2_photon, pol),
-    F("wavelength", 1, 1, c2_photon, wavelength),
-    F("time", 1, 1, c2_photon, time),
-    F("weight", 1, 1, c2_photon, weight),
-    F("flags", 1, 1, c2_photon, flags),
-    F("channel", 1, 1, c2_photon, channel),
-    F("last_hit_triangle", 1, 1, c2_photon, last_hit_triangle),
-    F("steps", 1, 1, c2_photon, steps)};
-static const proto_col proto_channel_in[] = {
-    F("channel", 1, 1, c2_channel_summary, channel), F("count", 1, 1, c2_channel_summary, count),
-    F("first_time", 1, 1, c2_channel_summary, first_time), F("charge", 1, 1, c2_channel_summary, charge)};
-#undef F
-#define PROTO_N(a) (sizeof(a) / sizeof((a)[0]))
-
 static int proto_photons(c2p_map *m, uint64_t max, c2p_event *ev, c2p_err *err)
 {
-    int present, had[PROTO_N(proto_photon_in)];
-    int rc = proto_block(m, "photons", max, proto_photon_in, PROTO_N(proto_photon_in), sizeof(c2_photon),
+    int present, had[C2P_PHOTON_COLS];
+    int rc = proto_block(m, "photons", max, c2p_photon_cols, C2P_PHOTON_COLS, sizeof(c2_photon),
                          (void **)&ev->photons, &ev->nphotons, &present, had, err);
     for (uint32_t i = 0; !rc && present && !had[5] && i < ev->nphotons; i++) {
-        ev->photons[i].weight = 1.0f; /* weight defaults to 1 */
+        ev->photons[i].weight = 1.0f; /* weight (column 5) defaults to 1 */
     }
     return rc;
 }
@@ -468,7 +415,7 @@ static int proto_photons(c2p_map *m, uint64_t max, c2p_event *ev, c2p_err *err)
 static int proto_sources(c2p_map *m, c2p_event *ev, c2p_err *err)
 {
     int present;
-    return proto_block(m, "sources", UINT32_MAX, proto_source_in, PROTO_N(proto_source_in), sizeof(c2_source),
+    return proto_block(m, "sources", UINT32_MAX, c2p_source_cols, C2P_SOURCE_COLS, sizeof(c2_source),
                        (void **)&ev->sources, &ev->nsources, &present, NULL, err);
 }
 
@@ -486,18 +433,18 @@ static int proto_spectra(c2p_map *m, c2p_event *ev, c2p_err *err)
     }
     const msgpack_object *cdf = c2p_map_get(&b, "cdf");
     if (!cdf || cdf->type != MSGPACK_OBJECT_BIN || cdf->via.bin.size % (4 * n) != 0) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "submit_event.spectra.cdf: expected a bin of n x nwl little-endian f32");
+        return c2i_fail(err, C2P_BAD_REQUEST, "submit_event.spectra.cdf: expected a bin of n x nwl little-endian f32");
     }
     size_t nwl = cdf->via.bin.size / (4 * n);
     if (nwl < 2 || nwl > C2_MAX_WAVELENGTHS) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "submit_event.spectra.cdf: %zu values per spectrum (2..%u)", nwl,
+        return c2i_fail(err, C2P_BAD_REQUEST, "submit_event.spectra.cdf: %zu values per spectrum (2..%u)", nwl,
                         C2_MAX_WAVELENGTHS);
     }
     if ((rc = c2p_map_done(&b, err))) {
         return rc;
     }
     if (!(ev->spectra = malloc(cdf->via.bin.size))) {
-        return c2p_fail(err, C2P_TOO_LARGE, "submit_event.spectra: no memory");
+        return c2i_fail(err, C2P_TOO_LARGE, "submit_event.spectra: no memory");
     }
     ev->nspectra = (uint32_t)n;
     ev->spectra_nwl = (uint32_t)nwl;
@@ -535,11 +482,11 @@ int c2p_decode_event(const c2p_msg *msg, uint64_t max_photons, c2p_event *ev, c2
     }
     if (total == 0) {
         c2p_event_free(ev);
-        return c2p_fail(err, C2P_BAD_REQUEST, "submit_event: no photons (give photons or sources with nphotons)");
+        return c2i_fail(err, C2P_BAD_REQUEST, "submit_event: no photons (give photons or sources with nphotons)");
     }
     if (total > max_photons) {
         c2p_event_free(ev);
-        return c2p_fail(err, C2P_TOO_LARGE, "submit_event: %llu photons (limit %llu)", (unsigned long long)total,
+        return c2i_fail(err, C2P_TOO_LARGE, "submit_event: %llu photons (limit %llu)", (unsigned long long)total,
                         (unsigned long long)max_photons);
     }
     return 0;
@@ -578,17 +525,17 @@ c2_event c2p_event_view(const c2p_event *ev)
 static int proto_result_blocks(c2p_map *m, c2_event_result *r, c2p_err *err)
 {
     int present;
-    int rc = proto_block(m, "hits", UINT32_MAX, proto_hit_in, PROTO_N(proto_hit_in), sizeof(c2_hit),
+    int rc = proto_block(m, "hits", UINT32_MAX, c2p_hit_cols, C2P_HIT_COLS, sizeof(c2_hit),
                          (void **)&r->hits, &r->nhits, &present, NULL, err);
     if (!rc) {
-        rc = proto_block(m, "photons", UINT32_MAX, proto_end_state_in, PROTO_N(proto_end_state_in),
+        rc = proto_block(m, "photons", UINT32_MAX, c2p_end_state_cols, C2P_END_STATE_COLS,
                          sizeof(c2_photon), (void **)&r->photons, &r->nphotons, &present, NULL, err);
         for (uint32_t i = 0; !rc && i < r->nphotons; i++) {
             r->photons[i].id = i;
         }
     }
     if (!rc) {
-        rc = proto_block(m, "channels", UINT32_MAX, proto_channel_in, PROTO_N(proto_channel_in),
+        rc = proto_block(m, "channels", UINT32_MAX, c2p_channel_cols, C2P_CHANNEL_COLS,
                          sizeof(c2_channel_summary), (void **)&r->channels, &r->nchannels, &present, NULL, err);
     }
     return rc;

@@ -87,6 +87,18 @@ void c2p_pack_kv_bin32(msgpack_packer *pk, const char *key, const void *base, si
     }
 }
 
+/* "key": {"n": n, column: bin, ...} for n records of size stride at base. */
+static void proto_pack_block(msgpack_packer *pk, const char *key, const c2p_col *cols, size_t ncols, const void *base,
+                             size_t n, size_t stride)
+{
+    c2p_pack_key(pk, key);
+    msgpack_pack_map(pk, (uint32_t)ncols + 1);
+    c2p_pack_kv_u64(pk, "n", n);
+    for (size_t i = 0; i < ncols; i++) {
+        c2p_pack_kv_bin32(pk, cols[i].key, (const char *)base + cols[i].offset, n, cols[i].comps, stride);
+    }
+}
+
 static void proto_head(msgpack_packer *pk, uint64_t id, c2p_type type, uint32_t n)
 {
     msgpack_pack_map(pk, n);
@@ -144,31 +156,12 @@ void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev)
         c2p_pack_key(pk, "channels");
     }
     if (ev->nphotons) {
-        const c2_photon *p = ev->photons;
-        const size_t st = sizeof *p;
-        c2p_pack_key(pk, "photons");
-        msgpack_pack_map(pk, 7);
-        c2p_pack_kv_u64(pk, "n", ev->nphotons);
-        c2p_pack_kv_bin32(pk, "pos", p->pos, ev->nphotons, 3, st);
-        c2p_pack_kv_bin32(pk, "dir", p->dir, ev->nphotons, 3, st);
-        c2p_pack_kv_bin32(pk, "wavelength", &p->wavelength, ev->nphotons, 1, st);
-        c2p_pack_kv_bin32(pk, "pol", p->pol, ev->nphotons, 3, st);
-        c2p_pack_kv_bin32(pk, "time", &p->time, ev->nphotons, 1, st);
-        c2p_pack_kv_bin32(pk, "weight", &p->weight, ev->nphotons, 1, st);
+        proto_pack_block(pk, "photons", c2p_photon_cols, C2P_PHOTON_COLS, ev->photons, ev->nphotons,
+                         sizeof(c2_photon));
     }
     if (ev->nsources) {
-        const c2_source *s = ev->sources;
-        const size_t st = sizeof *s;
-        c2p_pack_key(pk, "sources");
-        msgpack_pack_map(pk, 8);
-        c2p_pack_kv_u64(pk, "n", ev->nsources);
-        c2p_pack_kv_bin32(pk, "pos", s->pos, ev->nsources, 3, st);
-        c2p_pack_kv_bin32(pk, "time", &s->time, ev->nsources, 1, st);
-        c2p_pack_kv_bin32(pk, "dir", s->dir, ev->nsources, 3, st);
-        c2p_pack_kv_bin32(pk, "cos_half_angle", &s->cos_half_angle, ev->nsources, 1, st);
-        c2p_pack_kv_bin32(pk, "wavelength", &s->wavelength, ev->nsources, 1, st);
-        c2p_pack_kv_bin32(pk, "spectrum", &s->spectrum, ev->nsources, 1, st);
-        c2p_pack_kv_bin32(pk, "nphotons", &s->nphotons, ev->nsources, 1, st);
+        proto_pack_block(pk, "sources", c2p_source_cols, C2P_SOURCE_COLS, ev->sources, ev->nsources,
+                         sizeof(c2_source));
     }
     if (ev->nspectra) {
         c2p_pack_key(pk, "spectra");
@@ -187,45 +180,15 @@ void c2p_pack_result(msgpack_packer *pk, uint64_t id, uint64_t ticket, uint64_t 
     c2p_pack_kv_u64(pk, "ticket", ticket);
     c2p_pack_kv_u64(pk, "event_id", event_id);
     if (hits) {
-        const c2_hit *h = r->hits;
-        const size_t st = sizeof *h, n = r->nhits;
-        c2p_pack_key(pk, "hits");
-        msgpack_pack_map(pk, 7);
-        c2p_pack_kv_u64(pk, "n", n);
-        c2p_pack_kv_bin32(pk, "photon_id", &h->photon_id, n, 1, st);
-        c2p_pack_kv_bin32(pk, "channel", &h->channel, n, 1, st);
-        c2p_pack_kv_bin32(pk, "time", &h->time, n, 1, st);
-        c2p_pack_kv_bin32(pk, "wavelength", &h->wavelength, n, 1, st);
-        c2p_pack_kv_bin32(pk, "pos", h->pos, n, 3, st);
-        c2p_pack_kv_bin32(pk, "flags", &h->flags, n, 1, st);
+        proto_pack_block(pk, "hits", c2p_hit_cols, C2P_HIT_COLS, r->hits, r->nhits, sizeof(c2_hit));
     }
     if (photons) {
-        const c2_photon *p = r->photons;
-        const size_t st = sizeof *p, n = r->nphotons;
-        c2p_pack_key(pk, "photons");
-        msgpack_pack_map(pk, 11);
-        c2p_pack_kv_u64(pk, "n", n);
-        c2p_pack_kv_bin32(pk, "pos", p->pos, n, 3, st);
-        c2p_pack_kv_bin32(pk, "dir", p->dir, n, 3, st);
-        c2p_pack_kv_bin32(pk, "pol", p->pol, n, 3, st);
-        c2p_pack_kv_bin32(pk, "wavelength", &p->wavelength, n, 1, st);
-        c2p_pack_kv_bin32(pk, "time", &p->time, n, 1, st);
-        c2p_pack_kv_bin32(pk, "weight", &p->weight, n, 1, st);
-        c2p_pack_kv_bin32(pk, "flags", &p->flags, n, 1, st);
-        c2p_pack_kv_bin32(pk, "channel", &p->channel, n, 1, st);
-        c2p_pack_kv_bin32(pk, "last_hit_triangle", &p->last_hit_triangle, n, 1, st);
-        c2p_pack_kv_bin32(pk, "steps", &p->steps, n, 1, st);
+        proto_pack_block(pk, "photons", c2p_end_state_cols, C2P_END_STATE_COLS, r->photons, r->nphotons,
+                         sizeof(c2_photon));
     }
     if (channels) {
-        const c2_channel_summary *c = r->channels;
-        const size_t st = sizeof *c, n = r->nchannels;
-        c2p_pack_key(pk, "channels");
-        msgpack_pack_map(pk, 5);
-        c2p_pack_kv_u64(pk, "n", n);
-        c2p_pack_kv_bin32(pk, "channel", &c->channel, n, 1, st);
-        c2p_pack_kv_bin32(pk, "count", &c->count, n, 1, st);
-        c2p_pack_kv_bin32(pk, "first_time", &c->first_time, n, 1, st);
-        c2p_pack_kv_bin32(pk, "charge", &c->charge, n, 1, st);
+        proto_pack_block(pk, "channels", c2p_channel_cols, C2P_CHANNEL_COLS, r->channels, r->nchannels,
+                         sizeof(c2_channel_summary));
     }
     c2p_pack_key(pk, "counters");
     msgpack_pack_map(pk, 5);

@@ -18,11 +18,11 @@ static const msgpack_object *geo_array(c2p_map *m, const char *key, int required
     const msgpack_object *o = c2p_map_get(m, key);
     *rc = 0;
     if (!o) {
-        *rc = required ? c2p_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", m->path, key) : 0;
+        *rc = required ? c2i_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", m->path, key) : 0;
         return NULL;
     }
     if (o->type != MSGPACK_OBJECT_ARRAY) {
-        *rc = c2p_fail(err, C2P_BAD_REQUEST, "%s.%s: expected an array of maps", m->path, key);
+        *rc = c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: expected an array of maps", m->path, key);
         return NULL;
     }
     return o;
@@ -35,7 +35,7 @@ static int geo_table(c2p_map *m, const char *key, int required, uint32_t nwl, fl
 {
     *out = NULL;
     if (!c2p_map_get(m, key)) {
-        return required ? c2p_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", m->path, key) : 0;
+        return required ? c2i_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", m->path, key) : 0;
     }
     int rc = c2p_get_bin32(m, key, 1, nwl, 1, buf, 4, err);
     *out = rc ? NULL : buf;
@@ -45,7 +45,7 @@ static int geo_table(c2p_map *m, const char *key, int required, uint32_t nwl, fl
 /* The builder's error, as a BAD_REQUEST naming the request. */
 static int geo_engine(int rc, const c2_error *ce, c2p_err *err)
 {
-    return rc ? c2p_fail(err, rc == C2_ENOMEM ? C2P_TOO_LARGE : C2P_BAD_REQUEST, "load_geometry: %s", ce->msg) : 0;
+    return rc ? c2i_fail(err, rc == C2_ENOMEM ? C2P_TOO_LARGE : C2P_BAD_REQUEST, "load_geometry: %s", ce->msg) : 0;
 }
 
 static int geo_materials(c2_geometry *g, c2p_map *top, uint32_t nwl, float *scratch, c2p_err *err)
@@ -99,7 +99,7 @@ static int geo_surfaces(c2_geometry *g, c2p_map *top, uint32_t nwl, float *scrat
             break;
         }
         if (strcmp(model, "default") && strcmp(model, "wls")) {
-            rc = c2p_fail(err, C2P_BAD_REQUEST, "%s.model: '%s' is not \"default\" or \"wls\"", path, model);
+            rc = c2i_fail(err, C2P_BAD_REQUEST, "%s.model: '%s' is not \"default\" or \"wls\"", path, model);
             break;
         }
         d.name = name;
@@ -121,7 +121,7 @@ static int geo_meshes(c2_geometry *g, c2p_map *top, uint32_t **ntris_out, uint32
     }
     uint32_t *ntris = calloc(a->via.array.size + 1, sizeof *ntris);
     if (!ntris) {
-        return c2p_fail(err, C2P_TOO_LARGE, "geometry.meshes: no memory");
+        return c2i_fail(err, C2P_TOO_LARGE, "geometry.meshes: no memory");
     }
     *ntris_out = ntris;
     *nmeshes = a->via.array.size;
@@ -135,7 +135,7 @@ static int geo_meshes(c2_geometry *g, c2p_map *top, uint32_t **ntris_out, uint32
         const msgpack_object *v = c2p_map_get(&m, "vertices"), *t = c2p_map_get(&m, "triangles");
         if (!v || !t || v->type != MSGPACK_OBJECT_BIN || t->type != MSGPACK_OBJECT_BIN || v->via.bin.size % 12 ||
             t->via.bin.size % 12) {
-            rc = c2p_fail(err, C2P_BAD_REQUEST, "%s: 'vertices' (bin f32 x3) and 'triangles' (bin u32 x3) required",
+            rc = c2i_fail(err, C2P_BAD_REQUEST, "%s: 'vertices' (bin f32 x3) and 'triangles' (bin u32 x3) required",
                           path);
             break;
         }
@@ -143,7 +143,7 @@ static int geo_meshes(c2_geometry *g, c2p_map *top, uint32_t **ntris_out, uint32
         float *verts = malloc((size_t)nv * 12 + 1);
         uint32_t *tris = malloc((size_t)nt * 12 + 1);
         if (!verts || !tris) {
-            rc = c2p_fail(err, C2P_TOO_LARGE, "%s: no memory", path);
+            rc = c2i_fail(err, C2P_TOO_LARGE, "%s: no memory", path);
         } else if (!(rc = c2p_get_bin32(&m, "vertices", 1, nv, 3, verts, 12, err)) &&
                    !(rc = c2p_get_bin32(&m, "triangles", 1, nt, 3, tris, 12, err)) && !(rc = c2p_map_done(&m, err))) {
             c2_error ce = {0};
@@ -194,7 +194,7 @@ static int geo_solids(c2_geometry *g, c2p_map *top, const uint32_t *ntris, uint3
             uint32_t n = ntris[mesh];
             int32_t *ts = malloc((size_t)n * 4 + 4), *tc = malloc((size_t)n * 4 + 4);
             if (!ts || !tc) {
-                rc = c2p_fail(err, C2P_TOO_LARGE, "%s: no memory", path);
+                rc = c2i_fail(err, C2P_TOO_LARGE, "%s: no memory", path);
             }
             for (uint32_t k = 0; !rc && k < n; k++) {
                 ts[k] = (int32_t)surface;
@@ -242,18 +242,18 @@ int c2p_decode_geometry(const c2p_msg *msg, char name[C2P_NAME_MAX + 1], int *re
     for (const char *p = name; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
               *p == '.' || *p == '-')) {
-            return c2p_fail(err, C2P_BAD_REQUEST, "load_geometry.name: '%s' may hold only A-Z a-z 0-9 _ . -", name);
+            return c2i_fail(err, C2P_BAD_REQUEST, "load_geometry.name: '%s' may hold only A-Z a-z 0-9 _ . -", name);
         }
     }
     if (!name[0]) {
-        return c2p_fail(err, C2P_BAD_REQUEST, "load_geometry.name: empty");
+        return c2i_fail(err, C2P_BAD_REQUEST, "load_geometry.name: empty");
     }
     c2_error ce = {0};
     c2_geometry *g = c2_geometry_new((float)wl_min, (float)wl_step, (uint32_t)nwl, &ce);
     float *scratch = malloc(6 * nwl * sizeof(float));
     uint32_t *ntris = NULL, nmeshes = 0;
     if (!g || !scratch) {
-        rc = g ? c2p_fail(err, C2P_TOO_LARGE, "load_geometry: no memory") : geo_engine(ce.code, &ce, err);
+        rc = g ? c2i_fail(err, C2P_TOO_LARGE, "load_geometry: no memory") : geo_engine(ce.code, &ce, err);
     }
     if (!rc && !(rc = geo_materials(g, &top, (uint32_t)nwl, scratch, err)) &&
         !(rc = geo_surfaces(g, &top, (uint32_t)nwl, scratch, err)) && !(rc = geo_meshes(g, &top, &ntris, &nmeshes, err)) &&

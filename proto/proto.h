@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../kernels/errors.h"
 #include "chroma2/engine.h"
 
 #ifdef __cplusplus
@@ -68,17 +69,9 @@ typedef enum {
 } c2p_type;
 const char *c2p_type_name(c2p_type t); /* "submit_event"; "error" for C2P_T_NONE */
 
-typedef struct c2p_err {
-    int code;
-    char msg[256];
-} c2p_err;
-
-/* Fills err and returns code. */
-int c2p_fail(c2p_err *err, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+/* Errors carry a C2P_* code and a message naming the field; the same
+ * struct as the engine's, filled by the same c2i_fail. */
+typedef c2_error c2p_err;
 
 /* ---- step 1 and 2: structure and envelope ---- */
 
@@ -164,6 +157,17 @@ c2_event c2p_event_view(const c2p_event *ev);
  * name, replace its flag. Errors name the material, surface, mesh or solid. */
 int c2p_decode_geometry(const c2p_msg *m, char name[C2P_NAME_MAX + 1], int *replace, c2_geometry **out,
                         c2_build_stats *stats, c2p_err *err);
+
+/* The columns of each structure-of-arrays block (columns.c): the decoder
+ * and the encoder share them. */
+typedef struct c2p_col {
+    const char *key;
+    int required; /* in requests; results always carry every column */
+    size_t comps, offset;
+} c2p_col;
+enum { C2P_PHOTON_COLS = 6, C2P_SOURCE_COLS = 7, C2P_HIT_COLS = 6, C2P_END_STATE_COLS = 10, C2P_CHANNEL_COLS = 4 };
+extern const c2p_col c2p_photon_cols[C2P_PHOTON_COLS], c2p_source_cols[C2P_SOURCE_COLS],
+    c2p_hit_cols[C2P_HIT_COLS], c2p_end_state_cols[C2P_END_STATE_COLS], c2p_channel_cols[C2P_CHANNEL_COLS];
 
 /* ---- encoders ---- */
 

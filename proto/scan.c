@@ -30,10 +30,10 @@ int c2p_scan(const void *buf, size_t len, c2p_err *err)
     uint64_t elements = 0;
     left[0] = 1; /* the root value */
     if (len == 0) {
-        return c2p_fail(err, C2P_MALFORMED, "empty message");
+        return c2i_fail(err, C2P_MALFORMED, "empty message");
     }
     if (!((b[0] >= 0x80 && b[0] <= 0x8f) || b[0] == 0xde || b[0] == 0xdf)) {
-        return c2p_fail(err, C2P_MALFORMED, "a message must be one msgpack map (first byte 0x%02x)", b[0]);
+        return c2i_fail(err, C2P_MALFORMED, "a message must be one msgpack map (first byte 0x%02x)", b[0]);
     }
     while (depth >= 0) {
         if (left[depth] == 0) {
@@ -41,7 +41,7 @@ int c2p_scan(const void *buf, size_t len, c2p_err *err)
             continue;
         }
         if (pos >= len) {
-            return c2p_fail(err, C2P_MALFORMED, "message truncated at byte %zu", pos);
+            return c2i_fail(err, C2P_MALFORMED, "message truncated at byte %zu", pos);
         }
         left[depth]--;
         uint8_t t = b[pos++];
@@ -75,12 +75,12 @@ int c2p_scan(const void *buf, size_t len, c2p_err *err)
             case 0xde: container = 2; hdr = 2; break;
             case 0xdf: container = 2; hdr = 4; break;
             default:
-                return c2p_fail(err, C2P_MALFORMED, "byte %zu: type 0x%02x is not used by this protocol%s", pos - 1,
+                return c2i_fail(err, C2P_MALFORMED, "byte %zu: type 0x%02x is not used by this protocol%s", pos - 1,
                                 t, (t >= 0xc7 && t <= 0xc9) || (t >= 0xd4 && t <= 0xd8) ? " (ext)" : "");
             }
             if (hdr) {
                 if (rest < (size_t)hdr) {
-                    return c2p_fail(err, C2P_MALFORMED, "message truncated in a length at byte %zu", pos);
+                    return c2i_fail(err, C2P_MALFORMED, "message truncated in a length at byte %zu", pos);
                 }
                 uint64_t n = scan_be(b + pos, hdr);
                 pos += (size_t)hdr;
@@ -95,32 +95,32 @@ int c2p_scan(const void *buf, size_t len, c2p_err *err)
         if (container) {
             uint64_t elems = container == 2 ? 2 * items : items;
             if (elems > rest) {
-                return c2p_fail(err, C2P_MALFORMED, "byte %zu: %s claims %llu entries but %zu bytes remain",
+                return c2i_fail(err, C2P_MALFORMED, "byte %zu: %s claims %llu entries but %zu bytes remain",
                                 pos, container == 2 ? "a map" : "an array", (unsigned long long)items, rest);
             }
             if (container == 2 && items > C2P_MAX_MAP) {
-                return c2p_fail(err, C2P_MALFORMED, "byte %zu: a map of %llu entries (at most %d)", pos,
+                return c2i_fail(err, C2P_MALFORMED, "byte %zu: a map of %llu entries (at most %d)", pos,
                                 (unsigned long long)items, C2P_MAX_MAP);
             }
             elements += elems;
             if (elements > C2P_MAX_ELEMENTS) {
-                return c2p_fail(err, C2P_MALFORMED, "byte %zu: more than %u map entries and array elements in all",
+                return c2i_fail(err, C2P_MALFORMED, "byte %zu: more than %u map entries and array elements in all",
                                 pos, C2P_MAX_ELEMENTS);
             }
             if (depth + 1 > C2P_MAX_DEPTH) {
-                return c2p_fail(err, C2P_MALFORMED, "byte %zu: nested deeper than %d", pos, C2P_MAX_DEPTH);
+                return c2i_fail(err, C2P_MALFORMED, "byte %zu: nested deeper than %d", pos, C2P_MAX_DEPTH);
             }
             left[++depth] = elems;
         } else {
             if (payload > rest) {
-                return c2p_fail(err, C2P_MALFORMED, "byte %zu: a value of %llu bytes but %zu remain", pos,
+                return c2i_fail(err, C2P_MALFORMED, "byte %zu: a value of %llu bytes but %zu remain", pos,
                                 (unsigned long long)payload, rest);
             }
             pos += (size_t)payload;
         }
     }
     if (pos != len) {
-        return c2p_fail(err, C2P_MALFORMED, "%zu bytes after the message's map", len - pos);
+        return c2i_fail(err, C2P_MALFORMED, "%zu bytes after the message's map", len - pos);
     }
     return 0;
 }

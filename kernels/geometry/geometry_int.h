@@ -7,6 +7,7 @@
 #define C2I_GEOMETRY_INT_H
 
 #include "chroma2/engine.h"
+#include "../errors.h"
 #include "../physics/geom.h"
 
 #ifdef __cplusplus
@@ -53,12 +54,6 @@ struct c2_geometry {
     uint32_t ntri, nnodes, nchannels;
 };
 
-/* Fills err (may be NULL) with code and a printf message; returns code. */
-int c2i_fail(c2_error *err, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 
 /* The physics' view of a built geometry (host pointers). */
 c2k_geom c2i_geometry_view(const c2_geometry *g);
