@@ -131,6 +131,31 @@ static const msgpack_object *reply_field(c2p_msg *m, const char *outer, const ch
     return o;
 }
 
+/* Polls stats until events.<key> reaches want (or 5 s pass); returns the
+ * last value seen. */
+static uint64_t wait_events_stat(c2_client *c, const char *key, uint64_t want)
+{
+    uint64_t v = 0;
+    for (int tries = 0; tries < 100 && v < want; tries++) {
+        c2_reply *r;
+        c2_error err = {0};
+        CHECK(c2_client_call(c, "stats", NULL, 0, 0, 2000, &r, &err) == 0, "%s", err.msg);
+        size_t len;
+        const void *data = c2_reply_data(r, &len);
+        c2p_msg m;
+        c2p_err perr;
+        CHECK(c2p_parse_reply(&m, data, len, &perr) == 0, "%s", perr.msg);
+        const msgpack_object *x = reply_field(&m, "events", key);
+        v = x ? x->via.u64 : 0;
+        c2p_msg_free(&m);
+        c2_reply_free(r);
+        if (v < want) {
+            usleep(50000);
+        }
+    }
+    return v;
+}
+
 static c2_geometry *test_detector(void)
 {
     c2_detector_params p;
@@ -339,6 +364,9 @@ TEST(daemon_cancel_and_deadline)
     c2_submit_opts late = {0};
     late.deadline_ms = 50;
     c2_future *expiring = submit(c, 3, 1000, &late);
+    /* a cancel by request id finds only an event the daemon has taken:
+     * requests on different contexts may arrive in any order */
+    CHECK(wait_events_stat(c, "accepted", 3) >= 3, "the three events were not accepted");
     CHECK(c2_future_cancel(queued, &err) == 0, "cancel: %s", err.msg);
     int rc = outcome(queued, &err);
     printf("  queued event cancelled -> %d: %s\n", rc, err.msg);
@@ -492,25 +520,8 @@ TEST(daemon_sigterm_drain)
     for (int i = 0; i < 4; i++) {
         f[i] = submit(c, 20 + (uint64_t)i, 50000, NULL);
     }
-    /* all four accepted: the events list shows them */
-    for (int tries = 0; tries < 100; tries++) {
-        c2_reply *r;
-        c2_error err = {0};
-        CHECK(c2_client_call(c, "stats", NULL, 0, 0, 2000, &r, &err) == 0, "%s", err.msg);
-        size_t len;
-        const void *data = c2_reply_data(r, &len);
-        c2p_msg m;
-        c2p_err perr;
-        CHECK(c2p_parse_reply(&m, data, len, &perr) == 0, "%s", perr.msg);
-        const msgpack_object *acc = reply_field(&m, "events", "accepted");
-        int all = acc && acc->via.u64 == 4;
-        c2p_msg_free(&m);
-        c2_reply_free(r);
-        if (all) {
-            break;
-        }
-        usleep(20000);
-    }
+    /* all four accepted before the signal */
+    CHECK(wait_events_stat(c, "accepted", 4) == 4, "the four events were not accepted");
     kill(d.pid, SIGTERM);
     int done = 0;
     for (int i = 0; i < 4; i++) {
@@ -549,21 +560,7 @@ TEST(daemon_client_killed)
     c2_future *f = submit(c, 60, 1000, NULL);
     CHECK(outcome(f, &err) == 0, "event after a client died: %s", err.msg);
     c2_future_free(f);
-    uint64_t cancelled = 0;
-    for (int tries = 0; tries < 100 && cancelled < 2; tries++) {
-        c2_reply *r;
-        CHECK(c2_client_call(c, "stats", NULL, 0, 0, 2000, &r, &err) == 0, "%s", err.msg);
-        size_t len;
-        const void *data = c2_reply_data(r, &len);
-        c2p_msg m;
-        c2p_err perr;
-        CHECK(c2p_parse_reply(&m, data, len, &perr) == 0, "%s", perr.msg);
-        const msgpack_object *x = reply_field(&m, "events", "cancelled");
-        cancelled = x ? x->via.u64 : 0;
-        c2p_msg_free(&m);
-        c2_reply_free(r);
-        usleep(50000);
-    }
+    uint64_t cancelled = wait_events_stat(c, "cancelled", 2);
     printf("  client killed with 3 events in flight: %llu cancelled by the daemon, others still served\n",
            (unsigned long long)cancelled);
     CHECK(cancelled >= 2, "the dead client's events were not cancelled");
