@@ -449,7 +449,12 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
     if (strlen(geometry) > C2P_NAME_MAX || (opts && opts->digest && strlen(opts->digest) > 64)) {
         return c2i_fail(err, C2_EINVAL, "geometry name or digest too long");
     }
-    if ((ev->nspectra && (!opts || opts->spectra_nwl < 2)) || (ev->nphotons && !ev->photons) ||
+    const c2_photon_columns *cols = opts ? opts->columns : NULL;
+    if (cols && (ev->photons || !cols->pos || !cols->dir || !cols->wavelength)) {
+        return c2i_fail(err, C2_EINVAL, "photon columns: pos, dir and wavelength are required, and ev->photons "
+                                        "must be NULL");
+    }
+    if ((ev->nspectra && (!opts || opts->spectra_nwl < 2)) || (ev->nphotons && !ev->photons && !cols) ||
         (ev->nsources && !ev->sources)) {
         return c2i_fail(err, C2_EINVAL, "event arrays missing, or spectra without opts->spectra_nwl");
     }
@@ -466,6 +471,10 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
     /* pack reads the arrays; pe never frees them */
     pe.photons = (c2_photon *)ev->photons;
     pe.nphotons = ev->nphotons;
+    if (cols) { /* in c2p_photon_cols order */
+        const float *by_col[6] = {cols->pos, cols->dir, cols->wavelength, cols->pol, cols->time, cols->weight};
+        memcpy(pe.photon_cols, by_col, sizeof by_col);
+    }
     pe.sources = (c2_source *)ev->sources;
     pe.nsources = ev->nsources;
     pe.spectra = (float *)ev->spectra;

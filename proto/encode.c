@@ -87,16 +87,37 @@ void c2p_pack_kv_bin32(msgpack_packer *pk, const char *key, const void *base, si
     }
 }
 
-/* "key": {"n": n, column: bin, ...} for n records of size stride at base. */
+/* "key": {"n": n, column: bin, ...}: column i read from bases[i] with
+ * strides[i] between records; a NULL base (an optional column the caller
+ * does not have) is left out. */
+static void proto_pack_cols(msgpack_packer *pk, const char *key, const c2p_col *cols, size_t ncols, size_t n,
+                            const void *const *bases, const size_t *strides)
+{
+    uint32_t present = 0;
+    for (size_t i = 0; i < ncols; i++) {
+        present += bases[i] != NULL;
+    }
+    c2p_pack_key(pk, key);
+    msgpack_pack_map(pk, present + 1);
+    c2p_pack_kv_u64(pk, "n", n);
+    for (size_t i = 0; i < ncols; i++) {
+        if (bases[i]) {
+            c2p_pack_kv_bin32(pk, cols[i].key, bases[i], n, cols[i].comps, strides[i]);
+        }
+    }
+}
+
+/* A block of n structs of size stride at base: every column. */
 static void proto_pack_block(msgpack_packer *pk, const char *key, const c2p_col *cols, size_t ncols, const void *base,
                              size_t n, size_t stride)
 {
-    c2p_pack_key(pk, key);
-    msgpack_pack_map(pk, (uint32_t)ncols + 1);
-    c2p_pack_kv_u64(pk, "n", n);
+    const void *bases[16];
+    size_t strides[16];
     for (size_t i = 0; i < ncols; i++) {
-        c2p_pack_kv_bin32(pk, cols[i].key, (const char *)base + cols[i].offset, n, cols[i].comps, stride);
+        bases[i] = (const char *)base + cols[i].offset;
+        strides[i] = stride;
     }
+    proto_pack_cols(pk, key, cols, ncols, n, bases, strides);
 }
 
 static void proto_head(msgpack_packer *pk, uint64_t id, c2p_type type, uint32_t n)
@@ -155,7 +176,14 @@ void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev)
     if (ev->want & C2_RETURN_CHANNELS) {
         c2p_pack_key(pk, "channels");
     }
-    if (ev->nphotons) {
+    if (ev->nphotons && ev->photon_cols[0]) {
+        size_t strides[C2P_PHOTON_COLS];
+        for (size_t i = 0; i < C2P_PHOTON_COLS; i++) {
+            strides[i] = 4 * c2p_photon_cols[i].comps;
+        }
+        proto_pack_cols(pk, "photons", c2p_photon_cols, C2P_PHOTON_COLS, ev->nphotons,
+                        (const void *const *)ev->photon_cols, strides);
+    } else if (ev->nphotons) {
         proto_pack_block(pk, "photons", c2p_photon_cols, C2P_PHOTON_COLS, ev->photons, ev->nphotons,
                          sizeof(c2_photon));
     }

@@ -139,6 +139,10 @@ typedef struct c2p_event {
     int32_t priority;
     c2_photon *photons;
     uint32_t nphotons;
+    /* Encoder only: when photon_cols[0] is set, the photons are read from
+     * these packed columns (in c2p_photon_cols order; NULL: an optional
+     * column left out) instead of photons. The decoder never sets them. */
+    const float *photon_cols[6];
     c2_source *sources;
     uint32_t nsources;
     float *spectra;
@@ -188,6 +192,8 @@ void c2p_pack_kv_str(msgpack_packer *pk, const char *key, const char *v);
  * (const char *)base + i * stride: packs a field of an array of structs. */
 void c2p_pack_kv_bin32(msgpack_packer *pk, const char *key, const void *base, size_t n, size_t comps,
                        size_t stride);
+
+_Static_assert(C2P_PHOTON_COLS == 6, "c2p_event.photon_cols");
 
 /* A whole submit_event request. */
 void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev);
