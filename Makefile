@@ -2,7 +2,8 @@
 # when nvcc is found (CUDA=0 turns them off). Outputs: build/bin, build/lib.
 #
 #   make            libraries, test runner, benchmarks
-#   make test       every test (plain and sanitizer builds), ends in a summary
+#   make test       every test (plain and sanitizer builds, Python), ends in a summary
+#   make demo       a private chroma2d, the Python examples, a PNG of hits
 #   make bench-cpu  the CPU engine benchmark table
 #   make bench-ipc  the daemon's round trips, throughput and overhead table
 #   make bench-gpu  the GPU benchmark table (on a machine with a GPU)
@@ -45,6 +46,7 @@ PROTO_LIB  := $(BUILD)/lib/libchroma2-proto.a
 DAEMON_BIN := $(BUILD)/bin/chroma2d
 TEST_CLIENT := $(BUILD)/bin/c2-test-client
 CTL_BIN    := $(BUILD)/bin/chroma2ctl
+EXAMPLE_BIN := $(BUILD)/bin/overlapping_events
 BENCH_IPC  := $(BUILD)/bin/bench-ipc
 CLIENT_LIB := $(BUILD)/lib/libchroma2-client.a
 CLIENT_SO  := $(BUILD)/lib/libchroma2-client.so
@@ -57,8 +59,9 @@ CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: deps all install test test-gpu bench-cpu bench-gpu bench-ipc fuzz clean
+.PHONY: deps all install test test-gpu bench-cpu bench-gpu bench-ipc fuzz clean pyclient demo
 all: deps $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(CTL_BIN) $(TEST_BIN) $(TEST_CLIENT) \
+     $(EXAMPLE_BIN) \
      $(BENCH_BIN) $(BENCH_IPC) \
      $(CUDA_BINS)
 	@echo "built: $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
@@ -97,6 +100,10 @@ $(TEST_BIN): $(call obj,$(TEST_SRC)) $(CLIENT_LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
 
 $(CTL_BIN): $(call obj,tools/chroma2ctl.c) $(CLIENT_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+
+$(EXAMPLE_BIN): $(call obj,client/examples/overlapping_events.c) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
 
@@ -144,17 +151,46 @@ fuzz: $(FUZZ_PROTO)
 	$(FUZZ_PROTO) -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=1024 \
 	    -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus-proto tests/corpus/proto
 
+# The Python client: a virtual environment in the build tree with what the
+# package, its tests and the examples need (from PyPI), then the package
+# itself compiled against this build's libchroma2-client.
+PYTHON   ?= python3
+VENV     := $(BUILD)/venv
+PY_DEPS  := cffi numpy msgpack tqdm matplotlib trimesh pytest pytest-timeout setuptools
+PY_STAMP := $(BUILD)/pyclient.stamp
+$(VENV)/.stamp:
+	@tools/ensure-deps python
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check $(PY_DEPS)
+	@touch $@
+
+# pyclient/build is removed first: setuptools would keep an extension
+# linked against an older libchroma2-client.a.
+$(PY_STAMP): $(VENV)/.stamp $(CLIENT_LIB) $(wildcard pyclient/chroma2/*.py) pyclient/pyproject.toml pyclient/setup.py
+	rm -rf pyclient/build
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-build-isolation --no-deps ./pyclient
+	@touch $@
+
+pyclient: $(PY_STAMP)
+
+# make demo: a private chroma2d (best backend), the overlapping-events
+# example, the hit plot; see pyclient/examples/demo.py.
+demo:
+	@$(MAKE) --no-print-directory all $(PY_STAMP)
+	$(VENV)/bin/python pyclient/examples/demo.py $(BUILD)/demo
+
 # make test: dependencies first, then every suite; CUDA tests skip, saying
 # why, where there is no GPU.
 test:
 	@tools/ensure-deps test
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(PY_STAMP)
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT="$(SAN_FLAGS)" CUDA=0 $(BUILD)/san/bin/c2-tests \
 	    $(BUILD)/san/bin/chroma2d $(BUILD)/san/bin/c2-test-client $(BUILD)/san/bin/chroma2ctl
 	@$(MAKE) --no-print-directory $(FUZZ_PROTO)
 	@C2T_DAEMON=$(DAEMON_BIN) tests/run "plain:$(TEST_BIN)" \
 	    "asan+ubsan:env C2T_DAEMON=$(BUILD)/san/bin/chroma2d C2T_CLIENT=$(BUILD)/san/bin/c2-test-client \
 	    C2T_CTL=$(BUILD)/san/bin/chroma2ctl $(BUILD)/san/bin/c2-tests" \
+	    "python:$(VENV)/bin/pytest -q -p no:cacheprovider pyclient/tests" \
 	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" "install:tests/install-check" \
 	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
 

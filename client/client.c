@@ -65,6 +65,7 @@ struct c2_future {
     int rc;
     c2_error err;
     uint64_t id;
+    uint32_t timeout_ms;
     int is_event;
     c2p_result result; /* events */
     nng_msg *reply;    /* other requests */
@@ -177,8 +178,13 @@ static void future_cb(void *arg)
         if (f->state == F_SEND) {
             nng_msg_free(nng_aio_get_msg(f->aio)); /* unsent: still ours */
         }
-        f->rc = c2i_fail(&f->err, rv == NNG_ETIMEDOUT ? C2_ETIMEDOUT : C2_EIO, "request %llu: %s",
-                            (unsigned long long)f->id, nng_strerror(rv));
+        if (rv == NNG_ETIMEDOUT) {
+            f->rc = c2i_fail(&f->err, C2_ETIMEDOUT, "request %llu: no reply within %u ms (is chroma2d running "
+                             "and reachable?)", (unsigned long long)f->id, f->timeout_ms);
+        } else {
+            f->rc = c2i_fail(&f->err, C2_EIO, "request %llu: no reply from chroma2d: %s", (unsigned long long)f->id,
+                             nng_strerror(rv));
+        }
     } else {
         future_take_reply(f, nng_aio_get_msg(f->aio));
     }
@@ -200,6 +206,7 @@ static int future_start(c2_client *c, int is_event, uint32_t timeout_ms, nng_msg
     f->c = c;
     f->id = id;
     f->is_event = is_event;
+    f->timeout_ms = timeout_ms;
     f->state = F_SEND;
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
@@ -278,6 +285,12 @@ int c2_future_result(c2_future *f, const c2_event_result **result, c2_error *err
 }
 
 uint64_t c2_future_ticket(const c2_future *f) { return f->result.ticket; }
+
+void c2_future_timing(const c2_future *f, double *queued_ms, double *run_ms)
+{
+    *queued_ms = f->result.queued_ms;
+    *run_ms = f->result.run_ms;
+}
 
 void c2_future_on_done(c2_future *f, void (*cb)(c2_future *, void *), void *arg)
 {
@@ -495,5 +508,9 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
     c2p_nng_packer_init(&pk, msg);
     uint64_t id = client_next_id(c);
     c2p_pack_event(&pk, id, &pe);
-    return future_start(c, 1, 0, msg, id, out, err);
+    /* With a deadline, the daemon answers by then (DEADLINE at worst); the
+     * grace covers the reply's transfer. If nothing comes, the daemon is
+     * gone: the future ends with C2_ETIMEDOUT rather than never. */
+    uint32_t timeout_ms = pe.deadline_ms ? pe.deadline_ms + C2_DEADLINE_GRACE_MS : 0;
+    return future_start(c, 1, timeout_ms, msg, id, out, err);
 }

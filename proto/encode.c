@@ -87,37 +87,33 @@ void c2p_pack_kv_bin32(msgpack_packer *pk, const char *key, const void *base, si
     }
 }
 
-/* "key": {"n": n, column: bin, ...}: column i read from bases[i] with
- * strides[i] between records; a NULL base (an optional column the caller
- * does not have) is left out. */
+/* "key": {"n": n, column: bin, ...}: column i, when bit i of present is
+ * set, read from bases[i] with strides[i] between records. */
 static void proto_pack_cols(msgpack_packer *pk, const char *key, const c2p_col *cols, size_t ncols, size_t n,
-                            const void *const *bases, const size_t *strides)
+                            uint32_t present, const void *const *bases, const size_t *strides)
 {
-    uint32_t present = 0;
-    for (size_t i = 0; i < ncols; i++) {
-        present += bases[i] != NULL;
-    }
     c2p_pack_key(pk, key);
-    msgpack_pack_map(pk, present + 1);
+    msgpack_pack_map(pk, (uint32_t)__builtin_popcount(present) + 1);
     c2p_pack_kv_u64(pk, "n", n);
     for (size_t i = 0; i < ncols; i++) {
-        if (bases[i]) {
+        if (present & (1u << i)) {
             c2p_pack_kv_bin32(pk, cols[i].key, bases[i], n, cols[i].comps, strides[i]);
         }
     }
 }
 
-/* A block of n structs of size stride at base: every column. */
+/* A block of n structs of size stride at base (NULL when n is 0): every
+ * column. */
 static void proto_pack_block(msgpack_packer *pk, const char *key, const c2p_col *cols, size_t ncols, const void *base,
                              size_t n, size_t stride)
 {
     const void *bases[16];
     size_t strides[16];
     for (size_t i = 0; i < ncols; i++) {
-        bases[i] = (const char *)base + cols[i].offset;
+        bases[i] = base ? (const char *)base + cols[i].offset : NULL;
         strides[i] = stride;
     }
-    proto_pack_cols(pk, key, cols, ncols, n, bases, strides);
+    proto_pack_cols(pk, key, cols, ncols, n, (1u << ncols) - 1, bases, strides);
 }
 
 static void proto_head(msgpack_packer *pk, uint64_t id, c2p_type type, uint32_t n)
@@ -178,10 +174,12 @@ void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev)
     }
     if (ev->nphotons && ev->photon_cols[0]) {
         size_t strides[C2P_PHOTON_COLS];
+        uint32_t present = 0; /* optional columns the caller left out are absent */
         for (size_t i = 0; i < C2P_PHOTON_COLS; i++) {
             strides[i] = 4 * c2p_photon_cols[i].comps;
+            present |= ev->photon_cols[i] ? 1u << i : 0;
         }
-        proto_pack_cols(pk, "photons", c2p_photon_cols, C2P_PHOTON_COLS, ev->nphotons,
+        proto_pack_cols(pk, "photons", c2p_photon_cols, C2P_PHOTON_COLS, ev->nphotons, present,
                         (const void *const *)ev->photon_cols, strides);
     } else if (ev->nphotons) {
         proto_pack_block(pk, "photons", c2p_photon_cols, C2P_PHOTON_COLS, ev->photons, ev->nphotons,

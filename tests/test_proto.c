@@ -147,6 +147,16 @@ TEST(proto_result_round_trip)
     c2p_result_free(&out);
     c2p_msg_free(&m);
     msgpack_sbuffer_destroy(&sb);
+    /* an event without hits or end states still carries every column */
+    c2_event_result none = {.ntotal = 1};
+    msgpack_sbuffer_init(&sb);
+    c2p_pack_result(&pk, 8, 1, 2, &none, ev.want, 0, 0);
+    CHECK(c2p_parse_reply(&m, sb.data, sb.size, &err) == 0 && c2p_decode_result(&m, &out, &err) == 0, "%s",
+          err.msg);
+    CHECK(out.r.nhits == 0 && out.r.nphotons == 0 && out.r.nchannels == 0, "an empty result decodes non-empty");
+    c2p_result_free(&out);
+    c2p_msg_free(&m);
+    msgpack_sbuffer_destroy(&sb);
     c2_event_result_free(&r);
     c2_geometry_free(g);
 }

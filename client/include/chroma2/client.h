@@ -43,6 +43,7 @@ enum {
     C2_REMOTE_EXISTS = 14
 };
 #define C2_ETIMEDOUT (-100) /* a wait or request ran out of time */
+#define C2_DEADLINE_GRACE_MS 10000u
 
 /* The daemon's default address when neither an URL nor CHROMA2_URL is given. */
 #define C2_DEFAULT_URL "ipc:///run/chroma2/chroma2d.sock"
@@ -90,7 +91,9 @@ typedef struct c2_submit_opts {
     const char *geometry; /* NULL: "default" */
     const char *digest;   /* NULL: not checked */
     uint32_t spectra_nwl; /* values per spectrum in ev->spectra */
-    uint32_t deadline_ms; /* 0: none */
+    uint32_t deadline_ms; /* 0: none; else the future also ends with
+                             C2_ETIMEDOUT if no reply came by
+                             deadline_ms + C2_DEADLINE_GRACE_MS */
     int32_t priority;     /* -10..10 */
     /* non-NULL: ev->nphotons photons read from these columns, and
      * ev->photons must be NULL */
@@ -112,6 +115,9 @@ int c2_future_poll(c2_future *f);
 int c2_future_result(c2_future *f, const c2_event_result **result, c2_error *err);
 /* The daemon's ticket for the event, once done (0 before or on error). */
 uint64_t c2_future_ticket(const c2_future *f);
+/* Where the event's time went at the daemon, once done: waiting in its
+ * queue and running on its backend, in milliseconds (0 before or on error). */
+void c2_future_timing(const c2_future *f, double *queued_ms, double *run_ms);
 /* Calls cb(f, arg) once when f completes, on a client thread (or at once on
  * the caller's thread if it already has). cb must not block or free f. */
 void c2_future_on_done(c2_future *f, void (*cb)(c2_future *f, void *arg), void *arg);
