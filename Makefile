@@ -156,7 +156,7 @@ fuzz: $(FUZZ_PROTO)
 # itself compiled against this build's libchroma2-client.
 PYTHON   ?= python3
 VENV     := $(BUILD)/venv
-PY_DEPS  := cffi numpy msgpack tqdm matplotlib trimesh pytest pytest-timeout setuptools
+PY_DEPS  := cffi numpy msgpack tqdm matplotlib trimesh pytest pytest-timeout setuptools wheel
 PY_STAMP := $(BUILD)/pyclient.stamp
 $(VENV)/.stamp:
 	@tools/ensure-deps python
