@@ -257,8 +257,9 @@ int main(int argc, char **argv)
 
     c2d_log(C2D_LOG_INFO, "stopping");
     c2d_metrics_stop(metrics);
-    c2d_server_close_listeners(m.srv);
-    c2d_sched_stop(m.sched); /* unfinished events get SHUTTING_DOWN */
+    /* unfinished events get SHUTTING_DOWN, over connections that are still
+     * open: closing a listener would close the pipes it accepted */
+    c2d_sched_stop(m.sched);
     c2d_server_stop(m.srv);
     c2d_sched_free(m.sched);
     uv_close((uv_handle_t *)&m.sigterm, NULL);

@@ -37,6 +37,7 @@ typedef struct sched_event {
     uint64_t photons, bytes;
     double t_accept, deadline; /* monotonic seconds; deadline 0: none */
     int state, cancelled;
+    int stop; /* set (atomically) once a running event is cancelled or late: the engine skips the rest */
 } sched_event;
 
 struct c2d_sched {
@@ -274,6 +275,7 @@ static uint32_t sched_take(c2d_sched *s, uint64_t ticket, uint32_t pipe, int any
     for (uint32_t i = 0; i < s->nrunning; i++) {
         if (SCHED_MATCH(s->running[i]) && !s->running[i]->cancelled) {
             s->running[i]->cancelled = 1;
+            __atomic_store_n(&s->running[i]->stop, 1, __ATOMIC_RELAXED);
             hits++;
         }
     }
@@ -335,6 +337,12 @@ void c2d_sched_tick(c2d_sched *s)
         }
     }
     s->counts.expired += nout;
+    for (uint32_t i = 0; i < s->nrunning; i++) { /* late while running: stop spending the backend on it */
+        sched_event *e = s->running[i];
+        if (e->deadline > 0.0 && now > e->deadline) {
+            __atomic_store_n(&e->stop, 1, __ATOMIC_RELAXED);
+        }
+    }
     double dt = now - s->window_start;
     if (dt >= 1.0) { /* the stats window */
         s->counts.photons_per_s = (double)s->window_photons / dt;
@@ -364,6 +372,7 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
     int rc = ev && res ? 0 : C2_ENOMEM;
     for (uint32_t i = 0; i < n && !rc; i++) {
         ev[i] = c2p_event_view(&batch[i]->ev);
+        ev[i].stop = &batch[i]->stop;
         sched_trace(s, batch[i], "started");
     }
     if (!rc) {
@@ -403,6 +412,9 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
             snprintf(msg, sizeof msg, "deadline of %u ms passed while running", e->ev.deadline_ms);
             expired++;
             sched_fail(s, e, C2P_DEADLINE, msg);
+        } else if (__atomic_load_n(&e->stop, __ATOMIC_RELAXED)) { /* neither: the daemon is stopping */
+            failed++;
+            sched_fail(s, e, C2P_SHUTTING_DOWN, "the daemon stopped while this event ran");
         } else {
             nng_msg *m = NULL;
             if (nng_msg_alloc(&m, 0) == 0) {
@@ -641,9 +653,12 @@ void c2d_sched_stop(c2d_sched *s)
     pthread_mutex_lock(&s->mu);
     s->draining = 1; /* a submit racing with this is refused, never queued */
     s->stopping = 1;
+    for (uint32_t i = 0; i < s->nrunning; i++) { /* the running batch ends early */
+        __atomic_store_n(&s->running[i]->stop, 1, __ATOMIC_RELAXED);
+    }
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL); /* finishes the batch it is running */
+    pthread_join(s->thread, NULL); /* once the running batch has answered */
     pthread_mutex_lock(&s->mu);
     uint32_t n = s->nheap;
     sched_event **left = s->heap;

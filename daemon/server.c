@@ -59,6 +59,7 @@ struct c2d_server {
     pthread_mutex_t closed_mu;
     uint32_t *closed;
     uint32_t nclosed, capclosed;
+    atomic_uint sending;                     /* replies handed to NNG and not yet sent */
     atomic_int shutdown_requested;           /* set on an NNG thread, read by the loop */
     atomic_uint_fast64_t shutdown_timeout_ms; /* 0: the configured drain timeout */
     double t_start;
@@ -97,6 +98,7 @@ void c2d_work_reply(c2d_work *w, nng_msg *msg)
         return;
     }
     w->state = W_SEND;
+    atomic_fetch_add(&w->srv->sending, 1);
     nng_aio_set_msg(w->aio, msg);
     nng_ctx_send(w->ctx, w->aio);
 }
@@ -439,6 +441,7 @@ static void server_work_cb(void *arg)
         return;
     }
     case W_SEND:
+        atomic_fetch_sub(&w->srv->sending, 1);
         if (rv != 0) {
             nng_msg_free(nng_aio_get_msg(w->aio)); /* not sent: still ours */
             if (rv == NNG_ECLOSED) {
@@ -722,6 +725,13 @@ void c2d_server_stop(c2d_server *srv)
         return;
     }
     c2d_server_close_listeners(srv);
+    /* the last replies (SHUTTING_DOWN for unfinished events) go out first:
+     * up to 2 s for NNG to take them, then a moment for the transport to
+     * write them, since closing the socket drops what it still holds */
+    for (int i = 0; i < 200 && atomic_load(&srv->sending) > 0; i++) {
+        usleep(10000);
+    }
+    usleep(50000);
     nng_close(srv->sock);
     for (uint32_t i = 0; srv->works && i < srv->nworks; i++) {
         if (srv->works[i].aio) {

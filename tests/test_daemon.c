@@ -358,7 +358,10 @@ TEST(daemon_cancel_and_deadline)
     daemon_start(&d, args);
     c2_client *c = connect_to(&d);
     c2_error err = {0};
-    c2_future *big = submit(c, 1, 4000000, NULL);
+    /* HUGE photons would run for hours on one thread: a reply within a
+     * minute proves that a cancelled or late running event stops */
+    const uint32_t HUGE = 2000000000u;
+    c2_future *big = submit(c, 1, HUGE, NULL);
     usleep(100000); /* let it start running */
     c2_future *queued = submit(c, 2, 1000, NULL);
     c2_submit_opts late = {0};
@@ -375,16 +378,39 @@ TEST(daemon_cancel_and_deadline)
     printf("  queued event with a 50 ms deadline -> %d: %s\n", rc, err.msg);
     CHECK(rc == C2_REMOTE_DEADLINE && strstr(err.msg, "deadline"), "deadline did not expire clearly");
     CHECK(c2_future_cancel(big, &err) == 0, "cancel: %s", err.msg);
+    CHECK(c2_future_wait(big, 60000) == 0, "a cancelled running event kept running");
     rc = outcome(big, &err);
     printf("  running event cancelled -> %d: %s\n", rc, err.msg);
     CHECK(rc == C2_REMOTE_CANCELLED, "running event not cancelled");
     /* still serving */
     c2_future *after = submit(c, 4, 1000, NULL);
     CHECK(outcome(after, &err) == 0, "event after cancellations: %s", err.msg);
+    /* a running event past its deadline stops too */
+    late.deadline_ms = 300;
+    c2_future *late_run = submit(c, 5, HUGE, &late);
+    CHECK(c2_future_wait(late_run, 60000) == 0, "a running event past its deadline kept running");
+    rc = outcome(late_run, &err);
+    printf("  running event with a 300 ms deadline -> %d: %s\n", rc, err.msg);
+    CHECK(rc == C2_REMOTE_DEADLINE && strstr(err.msg, "while running"), "running deadline: %s", err.msg);
+    /* shutdown's timeout ends the running batch: SHUTTING_DOWN, exit 0 */
+    c2_future *last = submit(c, 6, HUGE, NULL);
+    CHECK(wait_events_stat(c, "accepted", 6) >= 6, "the last event was not accepted");
+    /* the body {"timeout_ms": 300} in msgpack */
+    static const uint8_t timeout_ms[] = {0xaa, 't', 'i', 'm', 'e', 'o', 'u', 't', '_', 'm', 's', 0xcd, 0x01, 0x2c};
+    c2_reply *rep = NULL;
+    CHECK(c2_client_call(c, "shutdown", timeout_ms, sizeof timeout_ms, 1, 5000, &rep, &err) == 0, "shutdown: %s",
+          err.msg);
+    c2_reply_free(rep);
+    CHECK(c2_future_wait(last, 60000) == 0, "shutdown's timeout did not stop the running event");
+    rc = outcome(last, &err);
+    printf("  running event at shutdown (timeout 300 ms) -> %d: %s\n", rc, err.msg);
+    CHECK(rc == C2_REMOTE_SHUTTING_DOWN, "running event at shutdown: %d %s", rc, err.msg);
     c2_future_free(big);
     c2_future_free(queued);
     c2_future_free(expiring);
     c2_future_free(after);
+    c2_future_free(late_run);
+    c2_future_free(last);
     c2_client_close(c);
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
 }

@@ -82,7 +82,20 @@ TEST(engine_batches_identical)
     CHECK(one.nphotons == all[1].nphotons && memcmp(one.photons, all[1].photons, one.nphotons * sizeof(c2_photon)),
           "changing the event id did not change the random numbers");
     c2_event_result_free(&one);
+    /* a stopped event (cancelled by its caller) propagates nothing and
+     * leaves the others of its batch as they were */
+    c2_event stopped[3] = {f.ev[0], f.ev[1], f.ev[2]};
+    const int stop = 1;
+    stopped[1].stop = &stop;
+    c2_event_result part[3];
+    CHECK(c2_engine_run(g, stopped, 3, part, 2, &err) == 0, "%s", err.msg);
+    same_result(&part[0], &all[0], "event 0 beside a stopped event");
+    same_result(&part[2], &all[2], "event 2 beside a stopped event");
+    CHECK(part[1].steps == 0 && part[1].nhits == 0 && all[1].steps > 0, "the stopped event ran %llu steps",
+          (unsigned long long)part[1].steps);
+    printf("  a stopped event runs no step; its neighbours are unchanged\n");
     for (int e = 0; e < 3; e++) {
+        c2_event_result_free(&part[e]);
         c2_event_result_free(&all[e]);
     }
     free(f.ph);

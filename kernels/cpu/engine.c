@@ -113,6 +113,10 @@ static void *eng_worker_main(void *arg)
             break;
         }
         uint32_t e = c2k_find(j->chunk_base, j->nevents, c); /* skips empty events */
+        const int *stop = j->events[e].stop;
+        if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
+            continue;
+        }
         uint64_t n = eng_nphotons(&j->kev[e]);
         uint64_t first = (c - j->chunk_base[e]) * CHUNK;
         uint64_t last = first + CHUNK < n ? first + CHUNK : n;

@@ -293,6 +293,11 @@ typedef struct c2_event {
     uint32_t nsources;
     const float *spectra; /* nspectra CDFs of nwl values on the geometry's grid */
     uint32_t nspectra;
+    /* NULL, or a flag another thread may set (atomically) while the event
+     * runs: from then on its remaining photons are skipped and its result
+     * is incomplete. For a caller that gave up on it (cancelled, past its
+     * deadline); the other events of the batch are not affected. */
+    const int *stop;
 } c2_event;
 
 /* Results of one event; arrays are malloc'd by the engine and owned by the
