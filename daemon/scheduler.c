@@ -363,6 +363,9 @@ void c2d_sched_tick(c2d_sched *s)
 
 /* ---- the backend thread ---- */
 
+/* How a run event ended. */
+enum { SCHED_DONE, SCHED_BACKEND, SCHED_CANCELLED, SCHED_LATE, SCHED_STOPPED };
+
 static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
 {
     c2_event *ev = calloc(n, sizeof *ev);
@@ -385,35 +388,48 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
     }
     /* the batch leaves the running list and the pool before any reply, so
      * nothing here points at an event once it is freed; after this no other
-     * thread can reach the batch, so its cancelled flags are stable */
+     * thread can reach the batch, so its flags are stable. Outcomes are
+     * counted before any reply goes out: a client that reads the stats
+     * after its result must find its event counted. */
+    uint8_t *outcome = malloc(n ? n : 1);
     pthread_mutex_lock(&s->mu);
     s->window_busy += t1 - t0;
     s->window_photons += rc ? 0 : photons;
     s->counts.photons += rc ? 0 : photons;
     for (uint32_t i = 0; i < n; i++) {
-        sched_release(s, batch[i]);
+        sched_event *e = batch[i];
+        sched_release(s, e);
+        int o = rc                                                  ? SCHED_BACKEND
+                : e->cancelled                                      ? SCHED_CANCELLED
+                : e->deadline > 0.0 && t1 > e->deadline             ? SCHED_LATE
+                : __atomic_load_n(&e->stop, __ATOMIC_RELAXED) ? SCHED_STOPPED /* the daemon is stopping */
+                                                                    : SCHED_DONE;
+        s->counts.completed += o == SCHED_DONE;
+        s->counts.failed += o == SCHED_BACKEND || o == SCHED_STOPPED;
+        s->counts.expired += o == SCHED_LATE; /* cancellations were counted when asked for */
+        if (outcome) {
+            outcome[i] = (uint8_t)o;
+        }
     }
     s->nrunning = 0;
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    uint64_t done = 0, failed = 0, expired = 0;
     for (uint32_t i = 0; i < n; i++) {
         sched_event *e = batch[i];
-        if (rc) {
+        int o = outcome ? outcome[i] : SCHED_DONE;
+        if (o == SCHED_BACKEND) {
             char msg[300];
             snprintf(msg, sizeof msg, "backend %s failed: %.200s", s->backend->name, err.msg);
             c2d_log(C2D_LOG_ERROR, "ticket %llu: %s", (unsigned long long)e->ticket, msg);
-            failed++;
             sched_fail(s, e, C2P_BACKEND, msg);
-        } else if (e->cancelled) {
+        } else if (o == SCHED_CANCELLED) {
             sched_trace(s, e, "cancelled while running");
             sched_fail(s, e, C2P_CANCELLED, "event cancelled");
-        } else if (e->deadline > 0.0 && t1 > e->deadline) {
+        } else if (o == SCHED_LATE) {
             char msg[96];
             snprintf(msg, sizeof msg, "deadline of %u ms passed while running", e->ev.deadline_ms);
-            expired++;
             sched_fail(s, e, C2P_DEADLINE, msg);
-        } else if (__atomic_load_n(&e->stop, __ATOMIC_RELAXED)) { /* neither: the daemon is stopping */
-            failed++;
+        } else if (o == SCHED_STOPPED) {
             sched_fail(s, e, C2P_SHUTTING_DOWN, "the daemon stopped while this event ran");
         } else {
             nng_msg *m = NULL;
@@ -424,9 +440,11 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
                                 1e3 * (t0 - e->t_accept), 1e3 * (t1 - t0));
                 sched_trace(s, e, "finished");
                 c2d_work_reply(e->work, m);
-                done++;
             } else {
-                failed++;
+                pthread_mutex_lock(&s->mu);
+                s->counts.completed--;
+                s->counts.failed++;
+                pthread_mutex_unlock(&s->mu);
                 c2d_work_reply(e->work, c2d_error_msg(e->req_id, C2P_T_SUBMIT_EVENT, C2P_INTERNAL, "out of memory"));
             }
             sched_event_free(s, e);
@@ -435,14 +453,9 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
             c2_event_result_free(&res[i]);
         }
     }
+    free(outcome);
     free(ev);
     free(res);
-    pthread_mutex_lock(&s->mu);
-    s->counts.completed += done;
-    s->counts.failed += failed;
-    s->counts.expired += expired;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
 }
 
 static void *sched_main(void *arg)
