@@ -39,7 +39,7 @@ DAEMON_SRC := daemon/main.c daemon/config.c daemon/digest.c daemon/metrics.c dae
 TEST_SRC   := tests/runner.c tests/test_rng.c tests/test_interact.c tests/test_geometry.c \
               tests/test_transport.c tests/test_engine.c tests/test_proto.c tests/test_daemon.c tests/util.c
 
-CUDA_SRC   := kernels/cuda/loop.cu
+CUDA_SRC   := kernels/cuda/loop.cu kernels/queue/synthetic.cu
 
 ENGINE_LIB := $(BUILD)/lib/libchroma2-engine.a
 PROTO_LIB  := $(BUILD)/lib/libchroma2-proto.a
@@ -129,7 +129,7 @@ $(CUDA_LIB): $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(CUDA_TESTS): $(BUILD)/obj/tests/runner-cuda.o $(call obj,tests/test_cuda.c tests/util.c) $(CUDA_LIB) $(ENGINE_LIB)
+$(CUDA_TESTS): $(BUILD)/obj/tests/runner-cuda.o $(call obj,tests/test_cuda.c tests/test_queue.c tests/util.c) $(CUDA_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(NVCC) -arch=$(CUDA_ARCH) -o $@ $^ -lm -Xcompiler -pthread
 

@@ -49,4 +49,6 @@
 #define C2T_LIST_CUDA(X)               \
     X(cuda_matches_cpu_detector)       \
     X(cuda_matches_cpu_reemission)     \
-    X(cuda_rejects_bad_events)
+    X(cuda_rejects_bad_events)         \
+    X(queue_every_item_once)           \
+    X(queue_baselines_same_work)
