@@ -4,8 +4,9 @@
  * (after nng's demo/async/server.c):
  *
  *   RECV  a request arrived: parse it; answer at once (SEND), or hand a
- *         submit_event to the scheduler (WAIT) which answers it later
- *   WAIT  the scheduler owns the item until c2d_work_reply
+ *         submit_event to the scheduler or a load_geometry to the builder
+ *         thread (WAIT), which answers it later
+ *   WAIT  the scheduler or the builder owns the item until c2d_work_reply
  *   SEND  the reply went out (or the peer is gone): receive again
  *
  * The pool size caps requests held at once; it is the scheduler's queue
@@ -63,6 +64,11 @@ struct c2d_server {
     atomic_int shutdown_requested;           /* set on an NNG thread, read by the loop */
     atomic_uint_fast64_t shutdown_timeout_ms; /* 0: the configured drain timeout */
     double t_start;
+    pthread_t builder; /* builds loaded geometries: seconds of BVH work must not hold an NNG thread */
+    pthread_mutex_t build_mu;
+    pthread_cond_t build_cv;
+    struct server_build *builds, **builds_tail; /* waiting loads, oldest first */
+    int building, build_stop;
     pthread_t checker; /* the listener self-check, off the loop thread */
     pthread_mutex_t check_mu;
     pthread_cond_t check_cv;
@@ -305,6 +311,104 @@ static nng_msg *server_load_geometry(c2d_server *srv, const c2p_msg *req, c2p_er
     return out;
 }
 
+/* ---- the geometry builder thread ---- */
+
+/* A load_geometry request waiting for the builder; it owns msg. */
+struct server_build {
+    c2d_work *w;
+    nng_msg *msg;
+    struct server_build *next;
+};
+
+/* Decodes, builds and answers one load (on the builder thread); refuse:
+ * answers SHUTTING_DOWN instead. */
+static void server_build_one(c2d_server *srv, struct server_build *b, int refuse)
+{
+    c2p_msg req;
+    c2p_err err = {0};
+    nng_msg *out = NULL;
+    if (c2p_parse_request(&req, nng_msg_body(b->msg), nng_msg_len(b->msg), &err) == 0) {
+        if (refuse) {
+            c2i_fail(&err, C2P_SHUTTING_DOWN, "the daemon stopped before this geometry was built");
+        } else {
+            out = server_load_geometry(srv, &req, &err);
+        }
+    }
+    if (!out) {
+        c2d_log(C2D_LOG_INFO, "request %llu (load_geometry): %s: %s", (unsigned long long)req.id,
+                c2p_error_name(err.code), err.msg);
+        out = c2d_error_msg(req.id, C2P_T_LOAD_GEOMETRY, err.code ? err.code : C2P_INTERNAL, err.msg);
+    }
+    c2p_msg_free(&req);
+    nng_msg_free(b->msg);
+    c2d_work_reply(b->w, out);
+    free(b);
+}
+
+static void *server_builder(void *arg)
+{
+    c2d_server *srv = arg;
+    pthread_mutex_lock(&srv->build_mu);
+    for (;;) {
+        while (!srv->builds && !srv->build_stop) {
+            pthread_cond_wait(&srv->build_cv, &srv->build_mu);
+        }
+        struct server_build *b = srv->builds;
+        if (!b) {
+            break; /* stopping, nothing left */
+        }
+        srv->builds = b->next;
+        if (!srv->builds) {
+            srv->builds_tail = &srv->builds;
+        }
+        int stop = srv->build_stop; /* loads still waiting at shutdown are refused, not built */
+        pthread_mutex_unlock(&srv->build_mu);
+        server_build_one(srv, b, stop);
+        pthread_mutex_lock(&srv->build_mu);
+    }
+    pthread_mutex_unlock(&srv->build_mu);
+    return NULL;
+}
+
+/* Hands a load_geometry request (msg, now the builder's) to the builder;
+ * 0 when it took it. The work item waits until the builder answers. */
+static int server_build_later(c2d_server *srv, c2d_work *w, nng_msg *msg)
+{
+    struct server_build *b = malloc(sizeof *b);
+    if (!b) {
+        return -1;
+    }
+    *b = (struct server_build){w, msg, NULL};
+    w->state = W_WAIT;
+    pthread_mutex_lock(&srv->build_mu);
+    int ok = srv->building && !srv->build_stop;
+    if (ok) {
+        *srv->builds_tail = b;
+        srv->builds_tail = &b->next;
+        pthread_cond_signal(&srv->build_cv);
+    }
+    pthread_mutex_unlock(&srv->build_mu);
+    if (!ok) {
+        w->state = W_RECV;
+        free(b);
+        return -1;
+    }
+    return 0;
+}
+
+static void server_builder_stop(c2d_server *srv)
+{
+    if (!srv->building) {
+        return;
+    }
+    pthread_mutex_lock(&srv->build_mu);
+    srv->build_stop = 1;
+    pthread_cond_signal(&srv->build_cv);
+    pthread_mutex_unlock(&srv->build_mu);
+    pthread_join(srv->builder, NULL);
+    srv->building = 0;
+}
+
 static nng_msg *server_unload_geometry(c2d_server *srv, const c2p_msg *req, c2p_err *err)
 {
     c2p_map m;
@@ -426,6 +530,10 @@ static void server_work_cb(void *arg)
         int taken = 0;
         nng_msg *out = NULL;
         if (c2p_parse_request(&req, nng_msg_body(msg), nng_msg_len(msg), &err) == 0) {
+            if (req.type == C2P_T_LOAD_GEOMETRY && server_build_later(srv, w, msg) == 0) {
+                c2p_msg_free(&req);
+                return; /* the builder owns msg and answers */
+            }
             out = server_handle(srv, w, &req, p, &taken, &err);
         }
         if (!taken && !out) {
@@ -639,6 +747,9 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     pthread_mutex_init(&srv->closed_mu, NULL);
     pthread_mutex_init(&srv->check_mu, NULL);
     pthread_cond_init(&srv->check_cv, NULL);
+    pthread_mutex_init(&srv->build_mu, NULL);
+    pthread_cond_init(&srv->build_cv, NULL);
+    srv->builds_tail = &srv->builds;
     uv_async_init(loop, &srv->closed_async, server_closed_cb);
     srv->closed_async.data = srv;
     int rv = nng_rep0_open(&srv->sock);
@@ -674,6 +785,11 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     for (uint32_t i = 0; i < srv->nworks; i++) {
         srv->works[i].state = W_RECV;
         nng_ctx_recv(srv->works[i].ctx, srv->works[i].aio);
+    }
+    if (pthread_create(&srv->builder, NULL, server_builder, srv) == 0) {
+        srv->building = 1;
+    } else {
+        c2d_log(C2D_LOG_WARN, "no geometry builder thread: loads build on NNG's threads");
     }
     if (pthread_create(&srv->checker, NULL, server_checker, srv) == 0) {
         srv->checking = 1;
@@ -715,6 +831,8 @@ static void server_free(uv_handle_t *h)
     pthread_mutex_destroy(&srv->closed_mu);
     pthread_mutex_destroy(&srv->check_mu);
     pthread_cond_destroy(&srv->check_cv);
+    pthread_mutex_destroy(&srv->build_mu);
+    pthread_cond_destroy(&srv->build_cv);
     free(srv->closed);
     free(srv);
 }
@@ -725,6 +843,7 @@ void c2d_server_stop(c2d_server *srv)
         return;
     }
     c2d_server_close_listeners(srv);
+    server_builder_stop(srv); /* answers the loads still waiting */
     /* the last replies (SHUTTING_DOWN for unfinished events) go out first:
      * up to 2 s for NNG to take them, then a moment for the transport to
      * write them, since closing the socket drops what it still holds */

@@ -118,3 +118,26 @@ def test_mesh_file_through_the_daemon(session, tmp_path):
     assert r.nhits == 5000
     assert np.allclose(np.linalg.norm(r.hits["pos"], axis=1), 800.0, rtol=0.02)
     session.unload_geometry("py-stl")
+
+
+def test_loads_do_not_hold_up_other_requests(session):
+    """Geometries build on the daemon's builder thread, one after another:
+    eight concurrent loads of a 330k-triangle sphere are all answered with
+    the same digest, and a ping and an event are answered while they wait.
+    (NNG's thread pool is large enough here that the old in-place builds
+    passed this too; the builder matters for more loads than NNG threads.)"""
+    import concurrent.futures
+    water = chroma2.Material("water", refractive_index=N_WATER)
+    black = chroma2.Material("black", absorption_length=1e-3)
+    g = chroma2.Geometry()
+    g.add_solid(chroma2.Solid(make.sphere(1000.0, 7), water, black, chroma2.Surface("pc", detect=1.0), channel=0))
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        loads = [pool.submit(session.load_geometry, f"py-big-{i}", g, True) for i in range(8)]
+        assert session.ping() < 5.0
+        r = session.submit(chroma2.EventDescriptor(sources=[chroma2.Source((0, 0, 0), 1000)], seed=1)).result(30)
+        assert r.counters["photons"] == 1000
+        assert not all(f.done() for f in loads), "the loads finished before the ping: nothing was tested"
+        digests = {f.result()["digest"] for f in loads}
+    assert len(digests) == 1
+    for i in range(8):
+        session.unload_geometry(f"py-big-{i}")
