@@ -14,7 +14,18 @@
 
 #include "daemon.h"
 
-typedef enum { CFG_UINT, CFG_OCTAL, CFG_MIB, CFG_BACKEND, CFG_LEVEL, CFG_FLAG, CFG_LISTEN, CFG_PATH, CFG_HTTP } cfg_type;
+typedef enum {
+    CFG_UINT,
+    CFG_OCTAL,
+    CFG_MIB,
+    CFG_BACKEND,
+    CFG_LEVEL,
+    CFG_FLAG,
+    CFG_LISTEN,
+    CFG_PATH,
+    CFG_HTTP,
+    CFG_UIDS
+} cfg_type;
 
 typedef struct cfg_opt {
     const char *name;
@@ -38,6 +49,8 @@ static const cfg_opt cfg_table[] = {
      "merge queued events into batches of about N photons"},
     {"pool-mb", CFG_MIB, 1, 1u << 24, CFG_AT(pool_bytes), "4096", "memory accepted events may hold"},
     {"socket-mode", CFG_OCTAL, 0, 0777, CFG_AT(socket_mode), "0660", "permissions of ipc sockets"},
+    {"allow-uids", CFG_UIDS, 0, 0, CFG_AT(allow_uids), "any",
+     "comma-separated peer uids allowed on ipc (the daemon's own user always is; tcp peers are refused)"},
     {"drain-timeout", CFG_UINT, 0, 86400, CFG_AT(drain_timeout_s), "60",
      "seconds to finish accepted events on SIGTERM"},
     {"log-level", CFG_LEVEL, 0, 0, CFG_AT(log_level), "info", "error, warn, info or debug"},
@@ -125,6 +138,26 @@ static int cfg_set(c2d_config *c, const cfg_opt *o, const char *v, const char *w
     case CFG_PATH:
         *(const char **)at = v;
         return 0;
+    case CFG_UIDS: {
+        c->nallow_uids = 0;
+        if (strcmp(v, "any") == 0) {
+            return 0;
+        }
+        for (const char *t = v; *t;) {
+            errno = 0;
+            x = strtoull(t, &end, 10);
+            if (errno || end == t || !isdigit((unsigned char)*t) || x > 0xffffffffu || (*end && *end != ',') ||
+                c->nallow_uids == C2D_MAX_UIDS) {
+                snprintf(err, cap, "%s: allow-uids: '%s' is not 'any' or up to %d comma-separated uids", where, v,
+                         C2D_MAX_UIDS);
+                c->nallow_uids = 0;
+                return -1;
+            }
+            c->allow_uids[c->nallow_uids++] = (uint32_t)x;
+            t = *end ? end + 1 : end;
+        }
+        return 0;
+    }
     case CFG_HTTP:
         if (strcmp(v, "off") == 0) {
             *(const char **)at = NULL;

@@ -34,6 +34,7 @@
 #define C2D_DEFAULT_URL "ipc:///run/chroma2/chroma2d.sock"
 #define C2D_MAX_LISTEN 8
 #define C2D_MAX_OWNED 64
+#define C2D_MAX_UIDS 32
 
 typedef struct c2d_config {
     const char *listen[C2D_MAX_LISTEN];
@@ -53,6 +54,8 @@ typedef struct c2d_config {
     uint32_t detector_pmts;     /* PMTs of the built-in detector */
     const char *config_path;    /* --config FILE, or NULL */
     const char *metrics_url;    /* http://HOST:PORT of the metrics endpoint, or NULL */
+    uint32_t allow_uids[C2D_MAX_UIDS]; /* peers allowed besides the daemon's own user; */
+    int nallow_uids;                   /* 0: anyone who can open the socket */
     char *owned[C2D_MAX_OWNED]; /* strings read from the file */
     int nowned;
 } c2d_config;

@@ -566,9 +566,44 @@ static void server_work_cb(void *arg)
 
 /* ---- connections ---- */
 
+/* The allow-list: the daemon's own user, then allow-uids; without a list,
+ * anyone who can open the socket. A peer without credentials (tcp) is
+ * refused when there is a list. */
+static int server_peer_allowed(const c2d_config *cfg, nng_pipe p, uint64_t *uid)
+{
+    if (!cfg->nallow_uids) {
+        return 1;
+    }
+    if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, uid) != 0) {
+        *uid = UINT64_MAX;
+        return 0;
+    }
+    if (*uid == (uint64_t)getuid()) {
+        return 1;
+    }
+    for (int i = 0; i < cfg->nallow_uids; i++) {
+        if (*uid == cfg->allow_uids[i]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     c2d_server *srv = arg;
+    if (ev == NNG_PIPE_EV_ADD_PRE) { /* before the socket uses it: a refused peer never sends a request */
+        uint64_t uid;
+        if (!server_peer_allowed(srv->cfg, p, &uid)) {
+            if (uid == UINT64_MAX) {
+                c2d_log(C2D_LOG_WARN, "connection refused: a peer without credentials (allow-uids is set)");
+            } else {
+                c2d_log(C2D_LOG_WARN, "connection refused: uid %llu is not in allow-uids", (unsigned long long)uid);
+            }
+            nng_pipe_close(p);
+        }
+        return;
+    }
     if (ev == NNG_PIPE_EV_ADD_POST) {
         uint64_t pid = 0, uid = 0;
         if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
@@ -757,6 +792,7 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
         snprintf(err->msg, sizeof err->msg, "cannot open the REP socket: %s", nng_strerror(rv));
         return srv; /* c2d_server_stop cleans up; the caller checks err */
     }
+    nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_PRE, server_pipe_cb, srv);
     nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, server_pipe_cb, srv);
     nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, server_pipe_cb, srv);
     srv->nworks = cfg->max_queued + SERVER_SPARE_CONTEXTS;

@@ -43,6 +43,7 @@
     X(daemon_sigterm_drain)           \
     X(daemon_client_killed)           \
     X(daemon_chroma2ctl_exit_codes)   \
+    X(daemon_allow_uids)              \
     X(daemon_load_geometry)           \
     X(daemon_metrics_endpoint)
 

@@ -604,6 +604,50 @@ static int ctl(const char *url, const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* chroma2ctl run as another user (the test must be root); its exit code. */
+static int ctl_as(uid_t uid, const char *url, const char *args)
+{
+    const char *bin = getenv("C2T_CTL") ? getenv("C2T_CTL") : "build/bin/chroma2ctl";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --url %s --timeout 2000 %s >/dev/null 2>&1", bin, url, args);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setgid(uid) != 0 || setuid(uid) != 0) {
+            _exit(125);
+        }
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(126);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(daemon_allow_uids)
+{
+    if (geteuid() != 0) {
+        SKIP("needs root, to run clients as other users");
+    }
+    daemon_proc d;
+    const char *const args[] = {"--allow-uids", "4243,4244", "--socket-mode", "0666", NULL};
+    daemon_start(&d, args); /* it waits for the daemon with our own uid: always allowed */
+    int refused = ctl_as(4242, d.url, "ping"), allowed = ctl_as(4243, d.url, "ping");
+    printf("  uid 4242 (not listed): chroma2ctl ping -> exit %d; uid 4243 (listed) -> exit %d\n", refused, allowed);
+    CHECK(allowed == 0, "a listed uid was not served (exit %d)", allowed);
+    CHECK(refused == 3, "an unlisted uid was served or failed otherwise (exit %d)", refused);
+    FILE *f = fopen(d.log, "r");
+    char line[512];
+    int logged = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        logged |= strstr(line, "uid 4242 is not in allow-uids") != NULL;
+    }
+    if (f) {
+        fclose(f);
+    }
+    CHECK(logged, "the refusal is not in the log %s", d.log);
+    CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+}
+
 TEST(daemon_chroma2ctl_exit_codes)
 {
     daemon_proc d;

@@ -65,6 +65,7 @@ typedef struct c2_event {
     const c2_photon *photons; uint32_t nphotons;
     const c2_source *sources; uint32_t nsources;
     const float *spectra; uint32_t nspectra;
+    const int *stop;
 } c2_event;
 typedef struct c2_event_result {
     c2_hit *hits; uint32_t nhits;

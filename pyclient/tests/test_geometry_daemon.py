@@ -14,6 +14,15 @@ N_WATER = 1.33
 CLEAR = 1e20  # mm: no absorption or scattering within the test's statistics (1e9 mm would scatter 1 in 10^6)
 
 
+@pytest.fixture(autouse=True)
+def unload_after(session):
+    """Each test starts and ends with only the built-in geometry loaded."""
+    yield
+    for g in session.geometries():
+        if not g["builtin"]:
+            session.unload_geometry(g["name"])
+
+
 def sphere_detector(detect):
     water = chroma2.Material("water", refractive_index=N_WATER, absorption_length=CLEAR, scattering_length=CLEAR)
     black = chroma2.Material("black", absorption_length=1e-3)
