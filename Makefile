@@ -4,6 +4,7 @@
 #   make            libraries, test runner, benchmarks
 #   make test       every test (plain and sanitizer builds, Python), ends in a summary
 #   make demo       a private chroma2d, the Python examples, a PNG of hits
+#   make soak       many clients for SOAK_SECONDS (default 1800), memory and descriptors checked
 #   make bench-cpu  the CPU engine benchmark table
 #   make bench-ipc  the daemon's round trips, throughput and overhead table
 #   make bench-gpu  the GPU benchmark table (on a machine with a GPU)
@@ -59,7 +60,7 @@ CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-.PHONY: deps all install test test-gpu bench-cpu bench-gpu bench-ipc fuzz clean pyclient demo
+.PHONY: deps all install test test-gpu bench-cpu bench-gpu bench-ipc fuzz clean pyclient demo soak
 all: deps $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(CTL_BIN) $(TEST_BIN) $(TEST_CLIENT) \
      $(EXAMPLE_BIN) \
      $(BENCH_BIN) $(BENCH_IPC) \
@@ -173,6 +174,14 @@ $(PY_STAMP): $(VENV)/.stamp $(CLIENT_LIB) $(wildcard pyclient/chroma2/*.py) pycl
 
 pyclient: $(PY_STAMP)
 
+# make soak: many clients, random events, every result checked, the
+# daemon's memory and descriptors sampled (tools/soak.py); make test runs
+# a 45 s one.
+SOAK_SECONDS ?= 1800
+soak:
+	@$(MAKE) --no-print-directory all $(PY_STAMP)
+	$(VENV)/bin/python tools/soak.py --seconds $(SOAK_SECONDS)
+
 # make demo: a private chroma2d (best backend), the overlapping-events
 # example, the hit plot; see pyclient/examples/demo.py.
 demo:
@@ -191,6 +200,7 @@ test:
 	    "asan+ubsan:env C2T_DAEMON=$(BUILD)/san/bin/chroma2d C2T_CLIENT=$(BUILD)/san/bin/c2-test-client \
 	    C2T_CTL=$(BUILD)/san/bin/chroma2ctl $(BUILD)/san/bin/c2-tests" \
 	    "python:$(VENV)/bin/pytest -q -p no:cacheprovider pyclient/tests" \
+	    "soak:$(VENV)/bin/python tools/soak.py --seconds 45" \
 	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" "install:tests/install-check" \
 	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
 

@@ -26,6 +26,8 @@
 #include "../../proto/proto.h"
 #include "chroma2/client.h"
 
+#define CLIENT_CLOSE_WAIT_MS 2000
+
 /* The public remote codes are the wire codes. */
 #define CLIENT_SAME(name, val) _Static_assert((int)C2_REMOTE_##name == (int)C2P_##name, "C2_REMOTE_" #name);
 C2P_ERRORS(CLIENT_SAME)
@@ -36,22 +38,33 @@ C2P_ERRORS(CLIENT_SAME)
 struct c2_client {
     nng_socket sock;
     nng_dialer dialer;
-    pthread_mutex_t mu; /* next_id, closed, nfutures */
+    pthread_mutex_t mu; /* next_id, closed, nfutures, connected, live */
+    pthread_cond_t cv;  /* connected changed */
     uint64_t next_id;
     int closed;
     uint32_t nfutures;
+    int connected;          /* a connection has finished its handshake */
+    struct c2_future *live; /* futures not yet freed */
 };
 
-static void client_release(c2_client *c)
+/* NNG calls this with the socket's lock held: only the flag changes here. */
+static void client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
+    (void)p;
+    c2_client *c = arg;
     pthread_mutex_lock(&c->mu);
-    int last = --c->nfutures == 0 && c->closed;
+    c->connected = ev == NNG_PIPE_EV_ADD_POST;
+    pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    if (last) {
-        pthread_mutex_destroy(&c->mu);
-        free(c);
-    }
 }
+
+static void client_free(c2_client *c)
+{
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
 
 enum { F_SEND, F_RECV, F_DONE };
 
@@ -71,7 +84,28 @@ struct c2_future {
     nng_msg *reply;    /* other requests */
     void (*cb)(c2_future *, void *);
     void *cb_arg;
+    struct c2_future *prev, *next; /* in the client's live list, under its mu */
 };
+
+/* Takes a freed future off its client; frees the client after its last
+ * future once it is closed. */
+static void client_release(c2_client *c, c2_future *f)
+{
+    pthread_mutex_lock(&c->mu);
+    if (f->prev) {
+        f->prev->next = f->next;
+    } else {
+        c->live = f->next;
+    }
+    if (f->next) {
+        f->next->prev = f->prev;
+    }
+    int last = --c->nfutures == 0 && c->closed;
+    pthread_mutex_unlock(&c->mu);
+    if (last) {
+        client_free(c);
+    }
+}
 
 struct c2_reply {
     nng_msg *msg;
@@ -87,8 +121,12 @@ int c2_client_open(const char *url, c2_client **out, c2_error *err)
     if (!c) {
         return c2i_fail(err, C2_ENOMEM, "out of memory");
     }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
     int rv = nng_req0_open(&c->sock);
     if (rv == 0) {
+        nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, client_pipe_cb, c);
+        nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, client_pipe_cb, c);
         nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
         nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 100);
         nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 2000);
@@ -99,11 +137,10 @@ int c2_client_open(const char *url, c2_client **out, c2_error *err)
         }
     }
     if (rv != 0) {
-        free(c);
+        client_free(c);
         return c2i_fail(err, rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? C2_EINVAL : C2_EIO,
                            "cannot connect to %s: %s", url, nng_strerror(rv));
     }
-    pthread_mutex_init(&c->mu, NULL);
     c->next_id = 1;
     *out = c;
     return 0;
@@ -114,14 +151,37 @@ void c2_client_close(c2_client *c)
     if (!c) {
         return;
     }
-    nng_close(c->sock); /* in-flight futures complete with NNG_ECLOSED */
+    /* NNG 1.5.2 has two traps here. A connection closed in the middle of
+     * its handshake can stop the daemon's listener for good (#1518): let a
+     * connection in progress finish first (at most CLIENT_CLOSE_WAIT_MS).
+     * And nng_close can hang while a reply is awaited (#1543, #1813): ask
+     * the daemon to cancel the events in flight and wait for their answers
+     * (the same bound), so that nothing is awaited when the socket closes. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += CLIENT_CLOSE_WAIT_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&c->mu);
+    while (!c->connected && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0) {
+    }
+    c2_future *live = c->live; /* futures are not freed during close: the list holds */
+    pthread_mutex_unlock(&c->mu);
+    for (c2_future *f = live; f; f = f->next) {
+        if (f->is_event && !c2_future_poll(f)) {
+            c2_future_cancel(f, NULL);
+        }
+    }
+    for (c2_future *f = live; f; f = f->next) {
+        c2_future_wait(f, CLIENT_CLOSE_WAIT_MS);
+    }
+    nng_close(c->sock); /* futures still in flight complete with NNG_ECLOSED */
     pthread_mutex_lock(&c->mu);
     c->closed = 1;
     int last = c->nfutures == 0;
     pthread_mutex_unlock(&c->mu);
     if (last) {
-        pthread_mutex_destroy(&c->mu);
-        free(c);
+        client_free(c);
     }
 }
 
@@ -200,9 +260,6 @@ static int future_start(c2_client *c, int is_event, uint32_t timeout_ms, nng_msg
         nng_msg_free(msg);
         return c2i_fail(err, C2_ENOMEM, "out of memory");
     }
-    pthread_mutex_lock(&c->mu);
-    c->nfutures++;
-    pthread_mutex_unlock(&c->mu);
     f->c = c;
     f->id = id;
     f->is_event = is_event;
@@ -219,9 +276,16 @@ static int future_start(c2_client *c, int is_event, uint32_t timeout_ms, nng_msg
         pthread_mutex_destroy(&f->mu);
         pthread_cond_destroy(&f->cv);
         free(f);
-        client_release(c);
         return c2i_fail(err, C2_EIO, "cannot start a request: %s", nng_strerror(rv));
     }
+    pthread_mutex_lock(&c->mu);
+    c->nfutures++;
+    f->next = c->live;
+    if (c->live) {
+        c->live->prev = f;
+    }
+    c->live = f;
+    pthread_mutex_unlock(&c->mu);
     nng_ctx_set_ms(f->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     nng_aio_set_timeout(f->aio, timeout_ms ? (nng_duration)timeout_ms : NNG_DURATION_INFINITE);
     nng_aio_set_msg(f->aio, msg);
@@ -351,9 +415,8 @@ void c2_future_free(c2_future *f)
     c2p_result_free(&f->result);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
-    c2_client *c = f->c;
+    client_release(f->c, f);
     free(f);
-    client_release(c);
 }
 
 /* ---- requests ---- */

@@ -44,6 +44,7 @@
     X(daemon_client_killed)           \
     X(daemon_chroma2ctl_exit_codes)   \
     X(daemon_allow_uids)              \
+    X(daemon_quick_close_clients)     \
     X(daemon_load_geometry)           \
     X(daemon_metrics_endpoint)
 

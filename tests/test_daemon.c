@@ -604,6 +604,36 @@ static int ctl(const char *url, const char *args)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+TEST(daemon_quick_close_clients)
+{
+    /* Clients that open, submit and close at once must neither stop the
+     * listener (NNG 1.5.2 #1518 fires on a close in the middle of the
+     * handshake) nor hang in the close (#1543: a reply awaited). */
+    daemon_proc d;
+    daemon_start(&d, NULL);
+    c2_source src = {{0, 0, 0}, 0, {0, 0, 1}, -1.0f, 420.0f, -1, 100000, 0};
+    for (int i = 0; i < 40; i++) {
+        c2_client *c = connect_to(&d);
+        c2_event ev = {.id = (uint64_t)i, .seed = 1, .sources = &src, .nsources = 1, .want = C2_RETURN_HITS};
+        c2_future *f;
+        c2_error err = {0};
+        CHECK(c2_client_submit(c, &ev, NULL, &f, &err) == 0, "%s", err.msg);
+        c2_client_close(c);
+        c2_future_free(f);
+    }
+    /* well inside the self-check's recovery time (three failed 3 s pings) */
+    for (int i = 0; i < 5; i++) {
+        c2_client *c = connect_to(&d);
+        c2_error err = {0};
+        double s = 0;
+        int rc = c2_client_ping(c, 2000, &s, &err);
+        CHECK(rc == 0, "after 40 quick closes, ping %d: %s", i, err.msg);
+        c2_client_close(c);
+    }
+    printf("  40 clients opened, submitted and closed at once; the daemon still answers new ones\n");
+    CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+}
+
 /* chroma2ctl run as another user (the test must be root); its exit code. */
 static int ctl_as(uid_t uid, const char *url, const char *args)
 {
