@@ -1,0 +1,118 @@
+"""Hostile peers on the daemon's ipc socket, with raw sockets: handshakes and
+messages that never finish, a thousand connections at once, garbage after a
+valid handshake. Each time a well-behaved client must still be served
+(right away, or after the listener self-check has re-created a listener
+that NNG 1.5.2 stopped, #1518), and the daemon's resident memory must come
+back down once the hostile connections are gone."""
+import os
+import resource
+import socket
+import struct
+import time
+
+import pytest
+from conftest import PMTS, point
+
+import chroma2
+
+SP_REQ = bytes([0, ord("S"), ord("P"), 0, 0, 0x30, 0, 0])  # SP header, protocol REQ (0x30)
+
+
+def rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+
+
+def served(url, within):
+    """A fresh client gets a ping answered within `within` seconds; returns how long it took."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            with chroma2.Session(url, timeout=2) as s:
+                s.ping()
+                return time.monotonic() - t0
+        except (chroma2.Timeout, chroma2.ConnectionLost):
+            if time.monotonic() - t0 > within:
+                raise
+
+
+def raw(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    return s
+
+
+@pytest.fixture
+def hostile_daemon():
+    """A daemon of its own (a hostile test may cost it its listener), with
+    room for a thousand connections."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 4096)
+    if want < 2200:
+        pytest.skip(f"open files limit {hard} < 2200")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    d = chroma2.Daemon(backend="cpu", detector_pmts=PMTS, threads=1)
+    yield d, d.url[len("ipc://"):]
+    assert d.stop() == 0, d.log_tail()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_unfinished_handshakes_and_messages(hostile_daemon):
+    d, path = hostile_daemon
+    held = []
+    for i in range(50):  # half a handshake, held open
+        s = raw(path)
+        s.sendall(SP_REQ[:4])
+        held.append(s)
+    for i in range(50):  # a handshake, then a message announced at 1 MiB that stops after 10 bytes
+        s = raw(path)
+        s.sendall(SP_REQ)
+        s.sendall(b"\x01" + struct.pack(">Q", 1 << 20) + b"\x80\x00\x00\x01" + b"\x81\xa1v\x01")
+        held.append(s)
+    t = served(d.url, within=20)
+    print(f"\n  100 unfinished handshakes and messages held open: a client served in {t:.2f} s")
+    for s in held:
+        s.close()
+    t = served(d.url, within=20)
+    print(f"  after they closed: a client served in {t:.2f} s")
+    with chroma2.Session(d.url) as s:
+        assert s.submit(point(1000)).result(60).counters["photons"] == 1000
+
+
+def test_garbage_after_a_valid_handshake(hostile_daemon):
+    d, path = hostile_daemon
+    for payload in (b"\xff" * 64, b"\x01" + struct.pack(">Q", 2**63) + b"x", b"\x01" + struct.pack(">Q", 5) + b"\xc1" * 5,
+                    os.urandom(4096)):
+        s = raw(path)
+        s.sendall(SP_REQ)
+        try:
+            s.sendall(payload)
+            s.settimeout(1.0)
+            s.recv(64)  # the daemon may answer an error or drop the connection: either is fine
+        except OSError:
+            pass
+        s.close()
+    t = served(d.url, within=20)
+    print(f"\n  garbage frames after a valid handshake: a client served in {t:.2f} s")
+
+
+def test_a_thousand_connections(hostile_daemon):
+    d, path = hostile_daemon
+    served(d.url, within=20)
+    before = rss(d.proc.pid)
+    conns = []
+    for i in range(1000):
+        s = raw(path)
+        s.sendall(SP_REQ)
+        conns.append(s)
+    t = served(d.url, within=20)
+    during = rss(d.proc.pid)
+    for s in conns:
+        s.close()
+    served(d.url, within=20)
+    time.sleep(1.0)
+    after = rss(d.proc.pid)
+    print(f"\n  1000 idle connections: a client served in {t:.2f} s; daemon RSS {before / 2**20:.1f} MiB before, "
+          f"{during / 2**20:.1f} with them, {after / 2**20:.1f} after")
+    assert during < before + 256 * 2**20, "a thousand idle connections cost more than 256 MiB"
+    assert after < before + 64 * 2**20, "memory did not come back after the connections closed"
