@@ -229,8 +229,10 @@ static void future_cb(void *arg)
 {
     c2_future *f = arg;
     int rv = nng_aio_result(f->aio);
-    if (rv == 0 && f->state == F_SEND) {
+    if (rv == 0 && f->state == F_SEND) { /* this thread is the only writer: reading without the lock is fine */
+        pthread_mutex_lock(&f->mu);
         f->state = F_RECV;
+        pthread_mutex_unlock(&f->mu);
         nng_ctx_recv(f->ctx, f->aio);
         return;
     }

@@ -360,6 +360,11 @@ static void *server_builder(void *arg)
         srv->builds = b->next;
         if (!srv->builds) {
             srv->builds_tail = &srv->builds;
+    /* the builder runs before any context receives: NNG threads read building */
+    srv->building = pthread_create(&srv->builder, NULL, server_builder, srv) == 0;
+    if (!srv->building) {
+        c2d_log(C2D_LOG_WARN, "no geometry builder thread: loads build on NNG's threads");
+    }
         }
         int stop = srv->build_stop; /* loads still waiting at shutdown are refused, not built */
         pthread_mutex_unlock(&srv->build_mu);
@@ -785,6 +790,11 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     pthread_mutex_init(&srv->build_mu, NULL);
     pthread_cond_init(&srv->build_cv, NULL);
     srv->builds_tail = &srv->builds;
+    /* the builder runs before any context receives: NNG threads read building */
+    srv->building = pthread_create(&srv->builder, NULL, server_builder, srv) == 0;
+    if (!srv->building) {
+        c2d_log(C2D_LOG_WARN, "no geometry builder thread: loads build on NNG's threads");
+    }
     uv_async_init(loop, &srv->closed_async, server_closed_cb);
     srv->closed_async.data = srv;
     int rv = nng_rep0_open(&srv->sock);
@@ -821,11 +831,6 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     for (uint32_t i = 0; i < srv->nworks; i++) {
         srv->works[i].state = W_RECV;
         nng_ctx_recv(srv->works[i].ctx, srv->works[i].aio);
-    }
-    if (pthread_create(&srv->builder, NULL, server_builder, srv) == 0) {
-        srv->building = 1;
-    } else {
-        c2d_log(C2D_LOG_WARN, "no geometry builder thread: loads build on NNG's threads");
     }
     if (pthread_create(&srv->checker, NULL, server_checker, srv) == 0) {
         srv->checking = 1;
