@@ -360,11 +360,6 @@ static void *server_builder(void *arg)
         srv->builds = b->next;
         if (!srv->builds) {
             srv->builds_tail = &srv->builds;
-    /* the builder runs before any context receives: NNG threads read building */
-    srv->building = pthread_create(&srv->builder, NULL, server_builder, srv) == 0;
-    if (!srv->building) {
-        c2d_log(C2D_LOG_WARN, "no geometry builder thread: loads build on NNG's threads");
-    }
         }
         int stop = srv->build_stop; /* loads still waiting at shutdown are refused, not built */
         pthread_mutex_unlock(&srv->build_mu);
