@@ -137,6 +137,10 @@ $(CUDA_TESTS): $(BUILD)/obj/tests/runner-cuda.o $(call obj,tests/test_cuda.c tes
 # The sanitizer build is a second tree with its own OPT; the runners'
 # summary lines are folded into one by tests/run.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# ThreadSanitizer: a third tree; make test runs the engine's thread test and
+# the daemon tests (daemon, client and chroma2ctl all built with it).
+TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+TSAN_TESTS := engine_threads_identical $(shell sed -n 's/.*X(\(daemon_[a-z0-9_]*\)).*/\1/p' tests/list.h)
 
 # libFuzzer targets, built with clang and their own copy of the sources.
 FUZZ_CC      ?= clang
@@ -195,10 +199,15 @@ test:
 	@$(MAKE) --no-print-directory all $(PY_STAMP)
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT="$(SAN_FLAGS)" CUDA=0 $(BUILD)/san/bin/c2-tests \
 	    $(BUILD)/san/bin/chroma2d $(BUILD)/san/bin/c2-test-client $(BUILD)/san/bin/chroma2ctl
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan OPT="$(TSAN_FLAGS)" CUDA=0 $(BUILD)/tsan/bin/c2-tests \
+	    $(BUILD)/tsan/bin/chroma2d $(BUILD)/tsan/bin/c2-test-client $(BUILD)/tsan/bin/chroma2ctl
 	@$(MAKE) --no-print-directory $(FUZZ_PROTO)
 	@C2T_DAEMON=$(DAEMON_BIN) tests/run "plain:$(TEST_BIN)" \
 	    "asan+ubsan:env C2T_DAEMON=$(BUILD)/san/bin/chroma2d C2T_CLIENT=$(BUILD)/san/bin/c2-test-client \
 	    C2T_CTL=$(BUILD)/san/bin/chroma2ctl $(BUILD)/san/bin/c2-tests" \
+	    "tsan:env TSAN_OPTIONS=halt_on_error=1:exitcode=66 C2T_DAEMON=$(BUILD)/tsan/bin/chroma2d \
+	    C2T_CLIENT=$(BUILD)/tsan/bin/c2-test-client C2T_CTL=$(BUILD)/tsan/bin/chroma2ctl \
+	    $(BUILD)/tsan/bin/c2-tests $(TSAN_TESTS)" \
 	    "python:$(VENV)/bin/pytest -q -p no:cacheprovider pyclient/tests" \
 	    "soak:$(VENV)/bin/python tools/soak.py --seconds 45" \
 	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" "install:tests/install-check" \
