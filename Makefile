@@ -211,6 +211,7 @@ test:
 	    "python:$(VENV)/bin/pytest -q -p no:cacheprovider pyclient/tests" \
 	    "soak:$(VENV)/bin/python tools/soak.py --seconds 45" \
 	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" "install:tests/install-check" \
+	    "valgrind:tests/valgrind-check" \
 	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
 
 test-gpu: $(CUDA_TESTS)
