@@ -137,11 +137,16 @@ void c2d_sched_pack_geometries(c2d_sched *s, msgpack_packer *pk);
 /* Takes an event decoded from work's request (ownership of ev moves in on
  * success; on error ev is the caller's). Returns 0 or a C2P_* code with a
  * message: BUSY, SHUTTING_DOWN, NOT_FOUND, DIGEST_MISMATCH, BAD_REQUEST. */
-int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t req_id,
-                     c2p_event *ev, uint64_t *ticket, c2p_err *err);
-/* Cancels by ticket, or by (pipe, request id) when ticket is 0. Returns 1
- * if an unfinished event was cancelled. */
-int c2d_sched_cancel(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t req_id);
+int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t uid,
+                     uint64_t req_id, c2p_event *ev, uint64_t *ticket, c2p_err *err);
+/* A peer's uid when its connection has none (tcp). */
+#define C2D_UID_UNKNOWN UINT64_MAX
+/* Cancels by ticket, or by (pipe, request id) when ticket is 0. An event
+ * may be cancelled by ticket from its own connection, by its own user, by
+ * root or by the daemon's user (uid: the requester's). Returns 1 if an
+ * unfinished event was cancelled, 0 if none was, -1 when the ticket's
+ * event is someone else's. */
+int c2d_sched_cancel(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t uid, uint64_t req_id);
 /* Cancels everything of a connection that went away. */
 void c2d_sched_pipe_closed(c2d_sched *s, uint32_t pipe);
 void c2d_sched_drain(c2d_sched *s);           /* no new events from now on */

@@ -31,6 +31,7 @@ typedef struct sched_event {
     uint64_t ticket, seq, req_id;
     uint32_t pipe;
     char peer[64]; /* "pid P uid U" over ipc, else the connection */
+    uint64_t uid;  /* the submitter's, or C2D_UID_UNKNOWN */
     struct c2d_work *work;
     c2p_event ev;
     c2d_geometry *geom; /* a reference */
@@ -163,8 +164,8 @@ static void sched_trace(const c2d_sched *s, const sched_event *e, const char *wh
 
 /* ---- admission ---- */
 
-int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t req_id,
-                     c2p_event *ev, uint64_t *ticket, c2p_err *err)
+int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t uid,
+                     uint64_t req_id, c2p_event *ev, uint64_t *ticket, c2p_err *err)
 {
     c2d_geometry *geom = NULL;
     pthread_mutex_lock(&s->mu);
@@ -241,6 +242,7 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     e->seq = ++s->next_seq;
     e->req_id = req_id;
     e->pipe = pipe;
+    e->uid = uid;
     snprintf(e->peer, sizeof e->peer, "%s", peer);
     e->work = work;
     e->ev = *ev;
@@ -266,12 +268,20 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
 
 /* Removes queued events matching (ticket) or (pipe, req_id or any) into out;
  * marks running ones cancelled. Under the lock. Returns how many matched. */
-static uint32_t sched_take(c2d_sched *s, uint64_t ticket, uint32_t pipe, int any_req, uint64_t req_id,
-                           sched_event **out, uint32_t *nout)
+/* May the requester (pipe, uid) cancel e by its ticket? */
+static int sched_may_cancel(const sched_event *e, uint32_t pipe, uint64_t uid)
+{
+    return e->pipe == pipe ||
+           (uid != C2D_UID_UNKNOWN && (uid == e->uid || uid == 0 || uid == (uint64_t)getuid()));
+}
+
+static uint32_t sched_take(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t uid, int any_req, uint64_t req_id,
+                           sched_event **out, uint32_t *nout, int *denied)
 {
     uint32_t hits = 0;
-#define SCHED_MATCH(e) \
-    (ticket ? (e)->ticket == ticket : ((e)->pipe == pipe && (any_req || (e)->req_id == req_id)))
+#define SCHED_MATCH(e)                                                                                  \
+    (ticket ? (e)->ticket == ticket && (sched_may_cancel(e, pipe, uid) || !(*denied = 1))              \
+            : ((e)->pipe == pipe && (any_req || (e)->req_id == req_id)))
     for (uint32_t i = 0; i < s->nrunning; i++) {
         if (SCHED_MATCH(s->running[i]) && !s->running[i]->cancelled) {
             s->running[i]->cancelled = 1;
@@ -292,13 +302,13 @@ static uint32_t sched_take(c2d_sched *s, uint64_t ticket, uint32_t pipe, int any
     return hits;
 }
 
-static void sched_cancel_where(c2d_sched *s, uint64_t ticket, uint32_t pipe, int any_req, uint64_t req_id,
-                               uint32_t *hits)
+static void sched_cancel_where(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t uid, int any_req,
+                               uint64_t req_id, uint32_t *hits, int *denied)
 {
     pthread_mutex_lock(&s->mu);
     sched_event **out = malloc((s->nheap + 1) * sizeof *out);
     uint32_t nout = 0;
-    *hits = out ? sched_take(s, ticket, pipe, any_req, req_id, out, &nout) : 0;
+    *hits = out ? sched_take(s, ticket, pipe, uid, any_req, req_id, out, &nout, denied) : 0;
     pthread_mutex_unlock(&s->mu);
     for (uint32_t i = 0; i < nout; i++) {
         sched_trace(s, out[i], "cancelled");
@@ -307,17 +317,19 @@ static void sched_cancel_where(c2d_sched *s, uint64_t ticket, uint32_t pipe, int
     free(out);
 }
 
-int c2d_sched_cancel(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t req_id)
+int c2d_sched_cancel(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t uid, uint64_t req_id)
 {
     uint32_t hits;
-    sched_cancel_where(s, ticket, pipe, 0, req_id, &hits);
-    return hits > 0;
+    int denied = 0;
+    sched_cancel_where(s, ticket, pipe, uid, 0, req_id, &hits, &denied);
+    return hits > 0 ? 1 : denied ? -1 : 0;
 }
 
 void c2d_sched_pipe_closed(c2d_sched *s, uint32_t pipe)
 {
     uint32_t hits;
-    sched_cancel_where(s, 0, pipe, 1, 0, &hits);
+    int denied = 0;
+    sched_cancel_where(s, 0, pipe, C2D_UID_UNKNOWN, 1, 0, &hits, &denied);
     if (hits) {
         c2d_log(C2D_LOG_INFO, "connection %u closed: %u of its events cancelled", pipe, hits);
     }

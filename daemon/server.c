@@ -233,7 +233,14 @@ static nng_msg *server_stats(c2d_server *srv, const c2p_msg *req)
     return out;
 }
 
-static nng_msg *server_cancel(c2d_server *srv, const c2p_msg *req, uint32_t pipe, c2p_err *err)
+/* The peer's uid (ipc), or C2D_UID_UNKNOWN. */
+static uint64_t server_peer_uid(nng_pipe p)
+{
+    uint64_t uid;
+    return nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0 ? uid : C2D_UID_UNKNOWN;
+}
+
+static nng_msg *server_cancel(c2d_server *srv, const c2p_msg *req, nng_pipe p, c2p_err *err)
 {
     c2p_map m;
     uint64_t ticket = 0, request = 0;
@@ -246,7 +253,11 @@ static nng_msg *server_cancel(c2d_server *srv, const c2p_msg *req, uint32_t pipe
         c2i_fail(err, C2P_BAD_REQUEST, "cancel: give 'ticket' or 'request'");
         return NULL;
     }
-    int cancelled = c2d_sched_cancel(srv->sched, ticket, pipe, request);
+    int cancelled = c2d_sched_cancel(srv->sched, ticket, (uint32_t)nng_pipe_id(p), server_peer_uid(p), request);
+    if (cancelled < 0) {
+        c2i_fail(err, C2P_NOT_FOUND, "cancel: ticket %llu is another user's event", (unsigned long long)ticket);
+        return NULL;
+    }
     msgpack_packer pk;
     nng_msg *out = server_reply_begin(&pk, req, 1);
     if (out) {
@@ -436,7 +447,7 @@ static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, 
     case C2P_T_HELLO:
         return server_hello(srv, req, err);
     case C2P_T_CANCEL:
-        return server_cancel(srv, req, pipe, err);
+        return server_cancel(srv, req, p, err);
     case C2P_T_SHUTDOWN:
         return server_shutdown(srv, req, err);
     case C2P_T_SUBMIT_EVENT: {
@@ -457,7 +468,7 @@ static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, 
         /* WAIT before the scheduler sees it: its reply may come at once,
          * from the backend thread */
         w->state = W_WAIT;
-        if (c2d_sched_submit(srv->sched, w, pipe, peer, req->id, &ev, &ticket, err)) {
+        if (c2d_sched_submit(srv->sched, w, pipe, peer, server_peer_uid(p), req->id, &ev, &ticket, err)) {
             w->state = W_RECV;
             c2p_event_free(&ev);
             return NULL;

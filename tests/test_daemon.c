@@ -675,6 +675,18 @@ TEST(daemon_allow_uids)
         fclose(f);
     }
     CHECK(logged, "the refusal is not in the log %s", d.log);
+    /* a listed user cannot cancel another user's event by its ticket; the
+     * daemon's own user (here root) can */
+    c2_client *c = connect_to(&d);
+    c2_future *big = submit(c, 1, 2000000000u, NULL); /* ticket 1: the daemon's first event */
+    CHECK(wait_events_stat(c, "accepted", 1) >= 1, "the event was not accepted");
+    int other = ctl_as(4243, d.url, "cancel 1"), own = ctl(d.url, "cancel 1");
+    printf("  chroma2ctl cancel 1 (root's event) as uid 4243 -> exit %d; as root -> exit %d\n", other, own);
+    CHECK(other == 1 && own == 0, "cancel by ticket across users: exit %d and %d", other, own);
+    c2_error err = {0};
+    CHECK(outcome(big, &err) == C2_REMOTE_CANCELLED, "the event was not cancelled: %s", err.msg);
+    c2_future_free(big);
+    c2_client_close(c);
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
 }
 
