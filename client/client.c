@@ -7,8 +7,9 @@
  * started from the send's completion (never both at once: nng 1.5.2
  * crashes when a receive is cancelled while its send is pending, #1702).
  * Resending is off (NNG_OPT_REQ_RESENDTIME infinite), so a slow event is
- * never sent twice on a live connection; after a lost connection NNG sends
- * it again on the next one.
+ * never sent twice. A request not yet sent waits for a connection; one sent
+ * on a connection that breaks fails with C2_EIO (NNG 1.5.2 does not resend
+ * it, and the daemon cancels that connection's events).
  *
  * Threads: futures complete on NNG's threads; the future's mutex and
  * condition variable hand the outcome to waiters.

@@ -95,8 +95,9 @@ class Session:
     url: as for the C client (None: $CHROMA2_URL, else the service's socket
     ipc:///run/chroma2/chroma2d.sock). timeout: seconds for each request
     other than events (an event's own limit is its deadline). The connection
-    is made in the background and re-made after a daemon restart; events in
-    flight are sent again on the new connection. Use as a context manager or
+    is made in the background and re-made after a daemon restart; events
+    not yet sent wait for it, events already sent when the connection broke
+    fail with ConnectionLost (submit them again: same seed, same result). Use as a context manager or
     call close().
     """
 
