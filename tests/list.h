@@ -45,6 +45,7 @@
     X(daemon_chroma2ctl_exit_codes)   \
     X(daemon_allow_uids)              \
     X(daemon_quick_close_clients)     \
+    X(daemon_unusable_socket_path)    \
     X(daemon_load_geometry)           \
     X(daemon_metrics_endpoint)
 

@@ -634,6 +634,23 @@ TEST(daemon_quick_close_clients)
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
 }
 
+TEST(daemon_unusable_socket_path)
+{
+    /* a socket directory that does not exist: exit 1 naming the path */
+    const char *bin = getenv("C2T_DAEMON") ? getenv("C2T_DAEMON") : "build/bin/chroma2d";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --listen ipc:///nonexistent-c2t/dir/c2.sock --detector-pmts 20 2>&1", bin);
+    FILE *p = popen(cmd, "r");
+    CHECK(p, "cannot run %s", bin);
+    char out[4096] = {0};
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    printf("  --listen ipc:///nonexistent-c2t/dir/c2.sock -> exit %d: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(out, "/nonexistent-c2t/dir/c2.sock"),
+          "no clear failure for an unusable socket path");
+}
+
 /* chroma2ctl run as another user (the test must be root); its exit code. */
 static int ctl_as(uid_t uid, const char *url, const char *args)
 {

@@ -235,3 +235,26 @@ def test_daemon_restart(tmp_path):
             d.stop()
         with pytest.raises(chroma2.Timeout):  # gone for good: the deadline's grace ends the wait
             s.submit(point(1000, deadline=0.01)).result(60)
+
+
+def test_daemon_killed_with_events_in_flight(tmp_path):
+    """SIGKILL with events queued and running: each future ends with a clear
+    error (never hangs), a new daemon starts on the same socket (the lock
+    dies with the process) and the same session is served again."""
+    import signal
+    url = f"ipc://{tmp_path}/killed.sock"
+    d = chroma2.Daemon(url=url, backend="cpu", detector_pmts=PMTS, threads=1)
+    with chroma2.Session(url, timeout=2) as s:
+        futs = [s.submit(point(20_000_000, seed=i, deadline=60)) for i in range(3)]
+        _wait_for(lambda: any(e["state"] == "running" for e in s.events()))
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        for f in futs:
+            with pytest.raises((chroma2.ConnectionLost, chroma2.Timeout)):
+                f.result(90)
+        d.stop()
+        d = chroma2.Daemon(url=url, backend="cpu", detector_pmts=PMTS, threads=1)
+        try:
+            assert s.submit(point(1000, seed=1)).result(60).counters["photons"] == 1000
+        finally:
+            assert d.stop() == 0
