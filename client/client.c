@@ -118,6 +118,11 @@ int c2_client_open(const char *url, c2_client **out, c2_error *err)
         url = getenv("CHROMA2_URL");
         url = url && url[0] ? url : C2_DEFAULT_URL;
     }
+    const char *ca = getenv("CHROMA2_TLS_CA");
+    if (strncmp(url, "tls+tcp://", 10) == 0 && !(ca && ca[0])) {
+        return c2i_fail(err, C2_EINVAL, "%s: tls+tcp:// needs CHROMA2_TLS_CA, a PEM file of the certificates "
+                        "that may sign the daemon's", url);
+    }
     c2_client *c = calloc(1, sizeof *c);
     if (!c) {
         return c2i_fail(err, C2_ENOMEM, "out of memory");
@@ -132,7 +137,15 @@ int c2_client_open(const char *url, c2_client **out, c2_error *err)
         nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 100);
         nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 2000);
         nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 0); /* results can be large; the daemon is trusted */
-        rv = nng_dial(c->sock, url, &c->dialer, NNG_FLAG_NONBLOCK);
+        rv = nng_dialer_create(&c->dialer, c->sock, url);
+        if (rv == 0 && strncmp(url, "tls+tcp://", 10) == 0) { /* the daemon's certificate is checked */
+            const char *name = getenv("CHROMA2_TLS_SERVER_NAME");
+            rv = nng_dialer_set_string(c->dialer, NNG_OPT_TLS_CA_FILE, ca);
+            if (rv == 0 && name && name[0]) {
+                rv = nng_dialer_set_string(c->dialer, NNG_OPT_TLS_SERVER_NAME, name);
+            }
+        }
+        rv = rv ? rv : nng_dialer_start(c->dialer, NNG_FLAG_NONBLOCK);
         if (rv != 0) {
             nng_close(c->sock);
         }

@@ -58,6 +58,8 @@ static const cfg_opt cfg_table[] = {
     {"detector-pmts", CFG_UINT, 1, 1000000, CFG_AT(detector_pmts), "5000", "PMTs of the built-in detector"},
     {"metrics", CFG_HTTP, 0, 0, CFG_AT(metrics_url), "off",
      "serve /metrics (Prometheus), /healthz and /readyz on an http://HOST:PORT URL"},
+    {"tls-cert-key", CFG_PATH, 0, 0, CFG_AT(tls_cert_key), "none",
+     "PEM file with the certificate and private key of tls+tcp:// listeners"},
     {"config", CFG_PATH, 0, 0, CFG_AT(config_path), "none", "read settings from FILE first"},
 };
 #define CFG_N (sizeof cfg_table / sizeof cfg_table[0])
@@ -288,6 +290,13 @@ int c2d_config_args(c2d_config *c, int argc, char **argv, char *err, size_t cap)
     if (c->nlisten == 0) {
         const char *env = getenv("CHROMA2_URL");
         c->listen[c->nlisten++] = env && env[0] ? env : C2D_DEFAULT_URL;
+    }
+    for (int i = 0; i < c->nlisten; i++) {
+        if (strncmp(c->listen[i], "tls+tcp://", 10) == 0 && !c->tls_cert_key) {
+            snprintf(err, cap, "listen %s: tls+tcp:// needs tls-cert-key (a PEM file with certificate and key)",
+                     c->listen[i]);
+            return -1;
+        }
     }
     return 0;
 }

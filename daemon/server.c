@@ -670,8 +670,10 @@ static int server_listen(c2d_server *srv, server_listener *sl, c2_error *err)
         nng_listener_set_size(sl->l, NNG_OPT_RECVMAXSZ, (size_t)srv->cfg->max_message_bytes);
         if (strncmp(sl->url, "ipc://", 6) == 0) {
             nng_listener_set_int(sl->l, NNG_OPT_IPC_PERMISSIONS, (int)srv->cfg->socket_mode);
+        } else if (strncmp(sl->url, "tls+tcp://", 10) == 0) {
+            rv = nng_listener_set_string(sl->l, NNG_OPT_TLS_CERT_KEY_FILE, srv->cfg->tls_cert_key);
         }
-        rv = nng_listener_start(sl->l, 0);
+        rv = rv ? rv : nng_listener_start(sl->l, 0);
         if (rv != 0) {
             nng_listener_close(sl->l);
         }

@@ -634,6 +634,45 @@ TEST(daemon_quick_close_clients)
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
 }
 
+TEST(daemon_tls_listener)
+{
+    /* tls+tcp:// with a self-signed certificate: a client that trusts it
+     * is served, one that trusts another certificate or none is not */
+    char dir[] = "/tmp/c2t-tls-XXXXXX", cmd[1024], url[64], pem[128], key[128], cert[128];
+    CHECK(mkdtemp(dir), "mkdtemp");
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(pem, sizeof pem, "%s/both.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 -subj /CN=localhost "
+             ">/dev/null 2>&1 && cat %s %s > %s",
+             key, cert, cert, key, pem);
+    if (system(cmd) != 0) {
+        SKIP("openssl cannot make a test certificate");
+    }
+    int port = 20000 + (int)(getpid() % 20000);
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
+    const char *const args[] = {"--listen", url, "--tls-cert-key", pem, NULL};
+    setenv("CHROMA2_TLS_CA", cert, 1);
+    setenv("CHROMA2_TLS_SERVER_NAME", "localhost", 1);
+    daemon_proc d;
+    daemon_start(&d, args); /* also on its ipc socket, through which it is awaited */
+    int trusted = ctl(url, "ping");
+    setenv("CHROMA2_TLS_CA", key, 1); /* not a certificate: nothing is trusted */
+    int untrusted = ctl(url, "ping");
+    unsetenv("CHROMA2_TLS_CA");
+    int none = ctl(url, "ping");
+    printf("  tls+tcp ping trusting the daemon's certificate -> exit %d; trusting none -> exit %d; no CA given -> "
+           "exit %d\n", trusted, untrusted, none);
+    CHECK(trusted == 0 && untrusted == 3 && none == 3, "TLS trust is not what was configured");
+    setenv("CHROMA2_TLS_CA", cert, 1);
+    CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+    unsetenv("CHROMA2_TLS_CA");
+    unsetenv("CHROMA2_TLS_SERVER_NAME");
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
 TEST(daemon_unusable_socket_path)
 {
     /* a socket directory that does not exist: exit 1 naming the path */
