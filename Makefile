@@ -209,7 +209,7 @@ test:
 	    C2T_CLIENT=$(BUILD)/tsan/bin/c2-test-client C2T_CTL=$(BUILD)/tsan/bin/chroma2ctl \
 	    $(BUILD)/tsan/bin/c2-tests $(TSAN_TESTS)" \
 	    "python:$(VENV)/bin/pytest -q -p no:cacheprovider pyclient/tests" \
-	    "soak:$(VENV)/bin/python tools/soak.py --seconds 45" \
+	    "soak:$(VENV)/bin/python tools/soak.py --seconds 45 --sample 2" \
 	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" "install:tests/install-check" \
 	    "valgrind:tests/valgrind-check" \
 	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
