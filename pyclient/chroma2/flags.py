@@ -16,7 +16,7 @@ Flag.__doc__ = "One photon's history bits; Flag(value) decodes a flags word."
 globals().update({n: Flag[n] for n in _NAMES})
 
 # A photon whose flags hold any of these has finished (engine.h).
-FINISHED = NO_HIT | BULK_ABSORB | SURFACE_DETECT | SURFACE_ABSORB | MAX_STEPS | NAN_ABORT  # noqa: F821
+FINISHED = Flag.NO_HIT | Flag.BULK_ABSORB | Flag.SURFACE_DETECT | Flag.SURFACE_ABSORB | Flag.MAX_STEPS | Flag.NAN_ABORT
 
 
 def names(value):
