@@ -59,13 +59,26 @@ static void client_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* The CLOCK_REALTIME instant ms milliseconds from now, for timed waits. */
+static struct timespec client_deadline(uint32_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 static void client_free(c2_client *c)
 {
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
 }
-
 
 enum { F_SEND, F_RECV, F_DONE };
 
@@ -171,11 +184,7 @@ void c2_client_close(c2_client *c)
      * And nng_close can hang while a reply is awaited (#1543, #1813): ask
      * the daemon to cancel the events in flight and wait for their answers
      * (the same bound), so that nothing is awaited when the socket closes. */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += CLIENT_CLOSE_WAIT_MS * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    struct timespec until = client_deadline(CLIENT_CLOSE_WAIT_MS);
     pthread_mutex_lock(&c->mu);
     while (!c->connected && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0) {
     }
@@ -320,14 +329,7 @@ static uint64_t client_next_id(c2_client *c)
 
 int c2_future_wait(c2_future *f, uint32_t timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = client_deadline(timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&f->mu);
     while (f->state != F_DONE && rc == 0) {
