@@ -266,22 +266,32 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
 
 /* ---- cancellation and deadlines ---- */
 
-/* Removes queued events matching (ticket) or (pipe, req_id or any) into out;
- * marks running ones cancelled. Under the lock. Returns how many matched. */
-/* May the requester (pipe, uid) cancel e by its ticket? */
-static int sched_may_cancel(const sched_event *e, uint32_t pipe, uint64_t uid)
+/* Does e match a cancel by ticket (which the requester (pipe, uid) may
+ * only make for its own connection or user, as root or as the daemon's
+ * user; a refused match sets *denied), or by (pipe, req_id or any)? */
+static int sched_match(const sched_event *e, uint64_t ticket, uint32_t pipe, uint64_t uid, int any_req,
+                       uint64_t req_id, int *denied)
 {
-    return e->pipe == pipe ||
-           (uid != C2D_UID_UNKNOWN && (uid == e->uid || uid == 0 || uid == (uint64_t)getuid()));
+    if (!ticket) {
+        return e->pipe == pipe && (any_req || e->req_id == req_id);
+    }
+    if (e->ticket != ticket) {
+        return 0;
+    }
+    if (e->pipe == pipe || (uid != C2D_UID_UNKNOWN && (uid == e->uid || uid == 0 || uid == (uint64_t)getuid()))) {
+        return 1;
+    }
+    *denied = 1;
+    return 0;
 }
 
+/* Removes queued events matching (ticket) or (pipe, req_id or any) into out;
+ * marks running ones cancelled. Under the lock. Returns how many matched. */
 static uint32_t sched_take(c2d_sched *s, uint64_t ticket, uint32_t pipe, uint64_t uid, int any_req, uint64_t req_id,
                            sched_event **out, uint32_t *nout, int *denied)
 {
     uint32_t hits = 0;
-#define SCHED_MATCH(e)                                                                                  \
-    (ticket ? (e)->ticket == ticket && (sched_may_cancel(e, pipe, uid) || !(*denied = 1))              \
-            : ((e)->pipe == pipe && (any_req || (e)->req_id == req_id)))
+#define SCHED_MATCH(e) sched_match(e, ticket, pipe, uid, any_req, req_id, denied)
     for (uint32_t i = 0; i < s->nrunning; i++) {
         if (SCHED_MATCH(s->running[i]) && !s->running[i]->cancelled) {
             s->running[i]->cancelled = 1;
@@ -375,8 +385,16 @@ void c2d_sched_tick(c2d_sched *s)
 
 /* ---- the backend thread ---- */
 
-/* How a run event ended. */
+/* How a run event ended: rc is the backend's, t1 when the batch ended. */
 enum { SCHED_DONE, SCHED_BACKEND, SCHED_CANCELLED, SCHED_LATE, SCHED_STOPPED };
+static int sched_outcome(const sched_event *e, int rc, double t1)
+{
+    return rc                                               ? SCHED_BACKEND
+           : e->cancelled                                   ? SCHED_CANCELLED
+           : e->deadline > 0.0 && t1 > e->deadline          ? SCHED_LATE
+           : __atomic_load_n(&e->stop, __ATOMIC_RELAXED) ? SCHED_STOPPED /* the daemon is stopping */
+                                                            : SCHED_DONE;
+}
 
 static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
 {
@@ -403,7 +421,6 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
      * thread can reach the batch, so its flags are stable. Outcomes are
      * counted before any reply goes out: a client that reads the stats
      * after its result must find its event counted. */
-    uint8_t *outcome = malloc(n ? n : 1);
     pthread_mutex_lock(&s->mu);
     s->window_busy += t1 - t0;
     s->window_photons += rc ? 0 : photons;
@@ -411,24 +428,17 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         sched_event *e = batch[i];
         sched_release(s, e);
-        int o = rc                                                  ? SCHED_BACKEND
-                : e->cancelled                                      ? SCHED_CANCELLED
-                : e->deadline > 0.0 && t1 > e->deadline             ? SCHED_LATE
-                : __atomic_load_n(&e->stop, __ATOMIC_RELAXED) ? SCHED_STOPPED /* the daemon is stopping */
-                                                                    : SCHED_DONE;
+        int o = sched_outcome(e, rc, t1);
         s->counts.completed += o == SCHED_DONE;
         s->counts.failed += o == SCHED_BACKEND || o == SCHED_STOPPED;
         s->counts.expired += o == SCHED_LATE; /* cancellations were counted when asked for */
-        if (outcome) {
-            outcome[i] = (uint8_t)o;
-        }
     }
     s->nrunning = 0;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     for (uint32_t i = 0; i < n; i++) {
         sched_event *e = batch[i];
-        int o = outcome ? outcome[i] : SCHED_DONE;
+        int o = sched_outcome(e, rc, t1); /* as counted: nothing changes the flags now */
         if (o == SCHED_BACKEND) {
             char msg[300];
             snprintf(msg, sizeof msg, "backend %s failed: %.200s", s->backend->name, err.msg);
@@ -465,7 +475,6 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
             c2_event_result_free(&res[i]);
         }
     }
-    free(outcome);
     free(ev);
     free(res);
 }
