@@ -580,20 +580,19 @@ static void server_work_cb(void *arg)
 /* The allow-list: the daemon's own user, then allow-uids; without a list,
  * anyone who can open the socket. A peer without credentials (tcp) is
  * refused when there is a list. */
-static int server_peer_allowed(const c2d_config *cfg, nng_pipe p, uint64_t *uid)
+static int server_peer_allowed(const c2d_config *cfg, uint64_t uid)
 {
     if (!cfg->nallow_uids) {
         return 1;
     }
-    if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, uid) != 0) {
-        *uid = UINT64_MAX;
+    if (uid == C2D_UID_UNKNOWN) {
         return 0;
     }
-    if (*uid == (uint64_t)getuid()) {
+    if (uid == (uint64_t)getuid()) {
         return 1;
     }
     for (int i = 0; i < cfg->nallow_uids; i++) {
-        if (*uid == cfg->allow_uids[i]) {
+        if (uid == cfg->allow_uids[i]) {
             return 1;
         }
     }
@@ -604,9 +603,9 @@ static void server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
     c2d_server *srv = arg;
     if (ev == NNG_PIPE_EV_ADD_PRE) { /* before the socket uses it: a refused peer never sends a request */
-        uint64_t uid;
-        if (!server_peer_allowed(srv->cfg, p, &uid)) {
-            if (uid == UINT64_MAX) {
+        uint64_t uid = server_peer_uid(p);
+        if (!server_peer_allowed(srv->cfg, uid)) {
+            if (uid == C2D_UID_UNKNOWN) {
                 c2d_log(C2D_LOG_WARN, "connection refused: a peer without credentials (allow-uids is set)");
             } else {
                 c2d_log(C2D_LOG_WARN, "connection refused: uid %llu is not in allow-uids", (unsigned long long)uid);
