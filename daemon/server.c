@@ -324,10 +324,12 @@ static nng_msg *server_load_geometry(c2d_server *srv, const c2p_msg *req, c2p_er
 
 /* ---- the geometry builder thread ---- */
 
-/* A load_geometry request waiting for the builder; it owns msg. */
+/* A load_geometry request waiting for the builder: it owns msg and req,
+ * the request as parsed from msg on the NNG thread (it points into msg). */
 struct server_build {
     c2d_work *w;
     nng_msg *msg;
+    c2p_msg req;
     struct server_build *next;
 };
 
@@ -335,22 +337,19 @@ struct server_build {
  * answers SHUTTING_DOWN instead. */
 static void server_build_one(c2d_server *srv, struct server_build *b, int refuse)
 {
-    c2p_msg req;
     c2p_err err = {0};
     nng_msg *out = NULL;
-    if (c2p_parse_request(&req, nng_msg_body(b->msg), nng_msg_len(b->msg), &err) == 0) {
-        if (refuse) {
-            c2i_fail(&err, C2P_SHUTTING_DOWN, "the daemon stopped before this geometry was built");
-        } else {
-            out = server_load_geometry(srv, &req, &err);
-        }
+    if (refuse) {
+        c2i_fail(&err, C2P_SHUTTING_DOWN, "the daemon stopped before this geometry was built");
+    } else {
+        out = server_load_geometry(srv, &b->req, &err);
     }
     if (!out) {
-        c2d_log(C2D_LOG_INFO, "request %llu (load_geometry): %s: %s", (unsigned long long)req.id,
+        c2d_log(C2D_LOG_INFO, "request %llu (load_geometry): %s: %s", (unsigned long long)b->req.id,
                 c2p_error_name(err.code), err.msg);
-        out = c2d_error_msg(req.id, C2P_T_LOAD_GEOMETRY, err.code ? err.code : C2P_INTERNAL, err.msg);
+        out = c2d_error_msg(b->req.id, C2P_T_LOAD_GEOMETRY, err.code ? err.code : C2P_INTERNAL, err.msg);
     }
-    c2p_msg_free(&req);
+    c2p_msg_free(&b->req);
     nng_msg_free(b->msg);
     c2d_work_reply(b->w, out);
     free(b);
@@ -381,19 +380,23 @@ static void *server_builder(void *arg)
     return NULL;
 }
 
-/* Hands a load_geometry request (msg, now the builder's) to the builder;
- * 0 when it took it. The work item waits until the builder answers. */
-static int server_build_later(c2d_server *srv, c2d_work *w, nng_msg *msg)
+/* Hands a parsed load_geometry request (req and its msg) to the builder;
+ * 0 when it took them (req is then left empty). The work item waits until
+ * the builder answers. */
+static int server_build_later(c2d_server *srv, c2d_work *w, nng_msg *msg, c2p_msg *req)
 {
     struct server_build *b = malloc(sizeof *b);
     if (!b) {
         return -1;
     }
-    *b = (struct server_build){w, msg, NULL};
+    b->w = w;
+    b->msg = msg;
+    b->next = NULL;
     w->state = W_WAIT;
     pthread_mutex_lock(&srv->build_mu);
     int ok = srv->building && !srv->build_stop;
     if (ok) {
+        c2p_msg_move(&b->req, req);
         *srv->builds_tail = b;
         srv->builds_tail = &b->next;
         pthread_cond_signal(&srv->build_cv);
@@ -541,9 +544,8 @@ static void server_work_cb(void *arg)
         int taken = 0;
         nng_msg *out = NULL;
         if (c2p_parse_request(&req, nng_msg_body(msg), nng_msg_len(msg), &err) == 0) {
-            if (req.type == C2P_T_LOAD_GEOMETRY && server_build_later(srv, w, msg) == 0) {
-                c2p_msg_free(&req);
-                return; /* the builder owns msg and answers */
+            if (req.type == C2P_T_LOAD_GEOMETRY && server_build_later(srv, w, msg, &req) == 0) {
+                return; /* the builder owns msg and req, and answers */
             }
             out = server_handle(srv, w, &req, p, &taken, &err);
         }

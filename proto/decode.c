@@ -324,6 +324,16 @@ int c2p_parse_reply(c2p_msg *m, const void *buf, size_t len, c2p_err *err) { ret
 
 void c2p_msg_free(c2p_msg *m) { msgpack_unpacked_destroy(&m->up); }
 
+void c2p_msg_move(c2p_msg *dst, c2p_msg *src)
+{
+    *dst = *src;
+    if (src->root == &src->up.data) { /* root points into the struct itself */
+        dst->root = &dst->up.data;
+    }
+    msgpack_unpacked_init(&src->up);
+    src->root = NULL;
+}
+
 /* ---- submit_event ---- */
 
 /* Reads an optional block (photons, sources, hits...) of n records of size

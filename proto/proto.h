@@ -94,6 +94,9 @@ int c2p_parse_request(c2p_msg *m, const void *buf, size_t len, c2p_err *err);
 /* The same for a reply: also reads ok and the error block into m->error. */
 int c2p_parse_reply(c2p_msg *m, const void *buf, size_t len, c2p_err *err);
 void c2p_msg_free(c2p_msg *m);
+/* Moves a parsed message into dst (a longer-lived place); src is left
+ * empty, so freeing it too is harmless. */
+void c2p_msg_move(c2p_msg *dst, c2p_msg *src);
 
 /* ---- step 3: message bodies ---- */
 
