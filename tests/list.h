@@ -29,6 +29,7 @@
     X(engine_batches_identical)        \
     X(engine_rejects_bad_events)      \
     X(engine_flag_names)              \
+    X(engine_channel_summary)         \
     X(proto_event_round_trip)         \
     X(proto_result_round_trip)        \
     X(proto_error_reply)              \
@@ -48,11 +49,15 @@
     X(daemon_unusable_socket_path)    \
     X(daemon_tls_listener)            \
     X(daemon_load_geometry)           \
-    X(daemon_metrics_endpoint)
+    X(daemon_metrics_endpoint)        \
+    X(daemon_backend_failure)
 
 #define C2T_LIST_CUDA(X)               \
     X(cuda_matches_cpu_detector)       \
     X(cuda_matches_cpu_reemission)     \
     X(cuda_rejects_bad_events)         \
+    X(cuda_runtime_matches_cpu)        \
+    X(cuda_runtime_windows_and_modes_identical) \
+    X(cuda_runtime_stop_and_edges)     \
     X(queue_every_item_once)           \
     X(queue_baselines_same_work)

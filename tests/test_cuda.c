@@ -4,8 +4,11 @@
  * down another branch: at least 99.9% of photons must end with the same
  * flags and channel, and those within tolerance in position and time. Skips,
  * saying why, where no CUDA device is usable. */
+#include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../kernels/cuda/cuda_int.h"
 #include "check.h"
@@ -125,6 +128,303 @@ TEST(cuda_rejects_bad_events)
     printf("  -> %s: %s\n", c2_errname(rc), err.msg);
     CHECK(rc == C2_ERANGE && strstr(err.msg, "direction"), "bad photon reached the GPU");
     free(ph);
+    c2c_geometry_free(dg);
+    c2_geometry_free(g);
+}
+
+/* ---- the runtime (kernels/cuda/runtime.cu) ---- */
+
+static c2c_runtime *runtime_new(uint64_t window, int wavefront, uint32_t warps_per_sm)
+{
+    c2c_runtime_params p;
+    memset(&p, 0, sizeof p);
+    p.window = window;
+    p.wavefront = wavefront;
+    p.warps_per_sm = warps_per_sm;
+    p.watchdog_s = 60;
+    c2_error err = {0};
+    c2c_runtime *rt = c2c_runtime_new(&p, &err);
+    CHECK(rt, "%s", err.msg);
+    return rt;
+}
+
+static c2_event_result *runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2_event *ev, uint32_t n,
+                                    c2c_run_stats *st)
+{
+    c2_error err = {0};
+    c2_event_result *res = calloc(n ? n : 1, sizeof *res);
+    CHECK(c2c_runtime_run(rt, dg, ev, n, res, st, &err) == 0, "%s", err.msg);
+    CHECK(!c2c_runtime_broken(rt), "runtime broken after a good run");
+    return res;
+}
+
+static void results_free(c2_event_result *r, uint32_t n)
+{
+    for (uint32_t e = 0; e < n; e++) {
+        c2_event_result_free(&r[e]);
+    }
+    free(r);
+}
+
+/* The runtime's results against the CPU engine's: same layout and
+ * counters, histories equal for >= 99.9% of photons, hits in photon-id
+ * order and each the same as its photon's end state. */
+static void compare_results(const c2_event *ev, const c2_event_result *cpu, const c2_event_result *gpu, uint32_t n,
+                            const char *what)
+{
+    uint64_t photons = 0, same = 0, hits_cpu = 0, hits_both = 0, steps_cpu = 0, steps_gpu = 0;
+    for (uint32_t e = 0; e < n; e++) {
+        const c2_event_result *a = &cpu[e], *b = &gpu[e];
+        CHECK(a->ntotal == b->ntotal && a->nphotons == b->nphotons, "%s: event %u: %u/%u photons on CPU, %u/%u GPU",
+              what, e, a->ntotal, a->nphotons, b->ntotal, b->nphotons);
+        CHECK((a->hits == NULL) == (b->hits == NULL) && (a->channels == NULL) == (b->channels == NULL),
+              "%s: event %u: different parts returned", what, e);
+        steps_cpu += a->steps;
+        steps_gpu += b->steps;
+        for (uint32_t i = 0; i < b->nphotons; i++) {
+            const c2_photon *x = &a->photons[i], *y = &b->photons[i];
+            CHECK(y->id == i && y->event == e, "%s: GPU photon %u of event %u has id %u event %u", what, i, e, y->id,
+                  y->event);
+            photons++;
+            same += x->flags == y->flags && x->channel == y->channel && fabsf(x->time - y->time) <= 1e-3f + 1e-4f * x->time;
+        }
+        for (uint32_t i = 0; i < b->nhits; i++) {
+            const c2_hit *h = &b->hits[i];
+            CHECK(i == 0 || b->hits[i - 1].photon_id < h->photon_id, "%s: event %u: hits not in photon-id order", what,
+                  e);
+            if (b->photons) {
+                const c2_photon *p = &b->photons[h->photon_id];
+                CHECK((p->flags & C2_SURFACE_DETECT) && p->channel == h->channel && p->time == h->time &&
+                          p->flags == h->flags,
+                      "%s: event %u: hit of photon %u differs from its end state", what, e, h->photon_id);
+            }
+        }
+        hits_cpu += a->nhits;
+        for (uint32_t i = 0, j = 0; i < a->nhits && j < b->nhits;) { /* both sorted by photon id */
+            uint32_t x = a->hits[i].photon_id, y = b->hits[j].photon_id;
+            if (x == y) {
+                hits_both += a->hits[i].channel == b->hits[j].channel;
+                i++, j++;
+            } else if (x < y) {
+                i++;
+            } else {
+                j++;
+            }
+        }
+        uint32_t detected = 0, cpu_detected = 0;
+        for (uint32_t c = 0; c < b->nchannels; c++) {
+            detected += b->channels[c].count;
+        }
+        for (uint32_t c = 0; c < a->nchannels; c++) {
+            cpu_detected += a->channels[c].count;
+        }
+        CHECK(abs((int)detected - (int)cpu_detected) <= 1 + (int)(cpu_detected / 1000),
+              "%s: event %u: %u photons detected in the channel summary, CPU %u", what, e, detected, cpu_detected);
+    }
+    printf("  %s: %llu end states, %.4f%% same history; %llu CPU hits, %.4f%% also on the GPU; steps %llu vs %llu\n",
+           what, (unsigned long long)photons, photons ? 100.0 * same / photons : 100.0, (unsigned long long)hits_cpu,
+           hits_cpu ? 100.0 * hits_both / hits_cpu : 100.0, (unsigned long long)steps_cpu,
+           (unsigned long long)steps_gpu);
+    CHECK(same >= 0.999 * photons && hits_both >= 0.999 * hits_cpu, "%s: fewer than 99.9%% agree", what);
+    CHECK(fabs((double)steps_gpu - steps_cpu) <= 0.001 * steps_cpu + 2, "%s: step counts differ", what);
+    (void)ev;
+}
+
+/* Two runtime results must be the same bytes: where and in which window a
+ * photon ran does not change its history. */
+static void same_bytes(const c2_event_result *a, const c2_event_result *b, uint32_t n, const char *what)
+{
+    for (uint32_t e = 0; e < n; e++) {
+        CHECK(a[e].nhits == b[e].nhits && a[e].nphotons == b[e].nphotons && a[e].nchannels == b[e].nchannels &&
+                  a[e].steps == b[e].steps && a[e].nreemit == b[e].nreemit && a[e].nmaxsteps == b[e].nmaxsteps,
+              "%s: event %u: counts differ (hits %u vs %u, steps %llu vs %llu)", what, e, a[e].nhits, b[e].nhits,
+              (unsigned long long)a[e].steps, (unsigned long long)b[e].steps);
+        CHECK(!a[e].nhits || !memcmp(a[e].hits, b[e].hits, a[e].nhits * sizeof(c2_hit)), "%s: event %u: hits differ",
+              what, e);
+        CHECK(!a[e].nphotons || !memcmp(a[e].photons, b[e].photons, a[e].nphotons * sizeof(c2_photon)),
+              "%s: event %u: end states differ", what, e);
+        CHECK(!a[e].nchannels || !memcmp(a[e].channels, b[e].channels, a[e].nchannels * sizeof(c2_channel_summary)),
+              "%s: event %u: channel summaries differ", what, e);
+    }
+}
+
+TEST(cuda_runtime_matches_cpu)
+{
+    need_device();
+    c2_error err = {0};
+    c2c_runtime *rt = runtime_new(0, 0, 0);
+    const uint32_t all = C2_RETURN_HITS | C2_RETURN_PHOTONS | C2_RETURN_CHANNELS;
+    struct {
+        c2_geometry *g;
+        c2_event ev[3];
+        uint32_t n;
+        const char *what;
+    } cases[3];
+    c2t_fixture f;
+    c2t_fixture_make(&f);
+    cases[0].g = c2t_scattering_detector();
+    memcpy(cases[0].ev, f.ev, sizeof f.ev);
+    cases[0].n = 3;
+    cases[0].what = "scattering detector, 3 mixed events";
+    c2_detector_params p;
+    c2_detector_params_default(&p);
+    cases[1].g = c2_detector_build(&p, NULL, &err);
+    CHECK(cases[1].g, "%s", err.msg);
+    c2_source src = {{1000, -2000, 500}, 0.0f, {0, 0, 1}, -1.0f, 420.0f, -1, c2t_cap(300000), 0};
+    cases[1].ev[0] = c2t_event(77, 5, NULL, 0, &src, 1, all);
+    cases[1].n = 1;
+    cases[1].what = "default detector, 300k photons";
+    float cdf[C2T_NWL];
+    cases[2].g = c2t_scintillator_box(5.0f, cdf);
+    c2_source uv = {{0, 0, 0}, 0.0f, {0, 0, 1}, -1.0f, 300.0f, -1, c2t_cap(100000), 0};
+    cases[2].ev[0] = c2t_event(4, 44, NULL, 0, &uv, 1, all);
+    cases[2].n = 1;
+    cases[2].what = "scintillator, reemission";
+    for (int c = 0; c < 3; c++) {
+        c2c_geometry *dg = c2c_geometry_upload(cases[c].g, &err);
+        CHECK(dg, "%s", err.msg);
+        c2_event_result *cpu = calloc(cases[c].n, sizeof *cpu);
+        CHECK(c2_engine_run(cases[c].g, cases[c].ev, cases[c].n, cpu, 0, &err) == 0, "%s", err.msg);
+        c2c_run_stats st;
+        c2_event_result *gpu = runtime_run(rt, dg, cases[c].ev, cases[c].n, &st);
+        compare_results(cases[c].ev, cpu, gpu, cases[c].n, cases[c].what);
+        printf("    (%llu photons, %u window(s) of %llu, %u warps, kernel %.3f ms, call %.3f ms)\n",
+               (unsigned long long)st.photons, st.windows, (unsigned long long)st.window, st.warps,
+               1e3 * st.kernel_seconds, 1e3 * st.seconds);
+        if (c == 2) {
+            uint32_t reemit = 0;
+            for (uint32_t e = 0; e < cases[c].n; e++) {
+                reemit += gpu[e].nreemit;
+            }
+            CHECK(reemit > 0 && reemit == cpu[0].nreemit, "reemissions: GPU %u, CPU %u", reemit, cpu[0].nreemit);
+        }
+        results_free(cpu, cases[c].n);
+        results_free(gpu, cases[c].n);
+        c2c_geometry_free(dg);
+        c2_geometry_free(cases[c].g);
+    }
+    free(f.ph);
+    c2c_runtime_free(rt);
+}
+
+TEST(cuda_runtime_windows_and_modes_identical)
+{
+    need_device();
+    c2_error err = {0};
+    c2_geometry *g = c2t_scattering_detector();
+    c2c_geometry *dg = c2c_geometry_upload(g, &err);
+    CHECK(dg, "%s", err.msg);
+    c2t_fixture f;
+    c2t_fixture_make(&f);
+    c2c_runtime *base = runtime_new(0, 0, 0);
+    c2_event_result *ref = runtime_run(base, dg, f.ev, 3, NULL);
+    struct {
+        uint64_t window;
+        int wavefront;
+        uint32_t warps;
+        const char *what;
+    } ways[] = {{1000, 0, 0, "windows of 1000 photons (streamed through the pool)"},
+                {7, 0, 0, "windows of 7 photons"},
+                {0, 0, 1, "one warp per SM"},
+                {0, 1, 0, "wavefront mode"}};
+    for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
+        c2c_runtime *rt = runtime_new(ways[w].window, ways[w].wavefront, ways[w].warps);
+        c2c_run_stats st;
+        c2_event_result *res = runtime_run(rt, dg, f.ev, 3, &st);
+        same_bytes(ref, res, 3, ways[w].what);
+        printf("  %s: same bytes (%u windows)\n", ways[w].what, st.windows);
+        results_free(res, 3);
+        res = runtime_run(rt, dg, f.ev, 3, NULL); /* and again on the same runtime: pools reused */
+        same_bytes(ref, res, 3, ways[w].what);
+        results_free(res, 3);
+        c2c_runtime_free(rt);
+    }
+    results_free(ref, 3);
+    c2c_runtime_free(base);
+    free(f.ph);
+    c2c_geometry_free(dg);
+    c2_geometry_free(g);
+}
+
+typedef struct stopper {
+    int *flag;
+    unsigned ms;
+} stopper;
+
+static void *stop_later(void *arg)
+{
+    stopper *s = arg;
+    struct timespec ts = {s->ms / 1000, (long)(s->ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    __atomic_store_n(s->flag, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+TEST(cuda_runtime_stop_and_edges)
+{
+    need_device();
+    c2_error err = {0};
+    c2_detector_params p;
+    c2_detector_params_default(&p);
+    c2_geometry *g = c2_detector_build(&p, NULL, &err);
+    CHECK(g, "%s", err.msg);
+    c2c_geometry *dg = c2c_geometry_upload(g, &err);
+    CHECK(dg, "%s", err.msg);
+    c2c_runtime *rt = runtime_new(1u << 20, 0, 0);
+
+    /* a 400 M-photon event stopped after 20 ms beside a small one: the big
+     * one's remaining photons are skipped, the small one is as when alone
+     * (under C2T_SMALL 20 M, stopped as soon as it starts) */
+    const int small_run = c2t_cap(400000000u) < 400000000u;
+    c2_source big = {{0, 0, 0}, 0.0f, {0, 0, 1}, -1.0f, 420.0f, -1, small_run ? 20000000u : 400000000u, 0};
+    c2_source small = {{500, 0, 0}, 0.0f, {0, 0, 1}, -1.0f, 420.0f, -1, c2t_cap(20000), 0};
+    c2_event ev[2] = {c2t_event(1, 1, NULL, 0, &small, 1, C2_RETURN_HITS | C2_RETURN_CHANNELS),
+                      c2t_event(2, 1, NULL, 0, &big, 1, C2_RETURN_HITS)};
+    c2_event_result *alone = runtime_run(rt, dg, ev, 1, NULL);
+    int stop = 0;
+    ev[1].stop = &stop;
+    stopper s = {&stop, small_run ? 0 : 20};
+    pthread_t th;
+    pthread_create(&th, NULL, stop_later, &s);
+    c2c_run_stats st;
+    c2_event_result *res = runtime_run(rt, dg, ev, 2, &st);
+    pthread_join(th, NULL);
+    printf("  stopped after 20 ms: %llu of %u photons stepped, call %.3f s, %u windows\n",
+           (unsigned long long)res[1].steps, res[1].ntotal, st.seconds, st.windows);
+    CHECK(res[1].steps < res[1].ntotal / 2, "the stopped event ran on (%llu steps)", (unsigned long long)res[1].steps);
+    same_bytes(alone, res, 1, "the stopped event's neighbour");
+    results_free(alone, 1);
+    results_free(res, 2);
+
+    /* no events; empty events between full ones; a photon alone */
+    res = runtime_run(rt, dg, NULL, 0, NULL);
+    free(res);
+    const float pos[3] = {0, 0, 0}, dir[3] = {0, 0, 1};
+    c2_photon *one = c2t_beam(1, pos, dir, 420.0f);
+    c2_source none = small;
+    none.nphotons = 0;
+    c2_event mix[4] = {c2t_event(5, 2, NULL, 0, &none, 1, C2_RETURN_HITS), c2t_event(6, 2, one, 1, NULL, 0, 7),
+                       c2t_event(7, 2, NULL, 0, NULL, 0, 7), c2t_event(8, 2, NULL, 0, &small, 1, 7)};
+    c2_event_result *cpu = calloc(4, sizeof *cpu);
+    CHECK(c2_engine_run(g, mix, 4, cpu, 0, &err) == 0, "%s", err.msg);
+    res = runtime_run(rt, dg, mix, 4, NULL);
+    compare_results(mix, cpu, res, 4, "empty events among full ones");
+    results_free(res, 4);
+    results_free(cpu, 4);
+
+    /* a bad event is refused with the CPU engine's message; the runtime goes on */
+    c2_photon bad = *one;
+    bad.dir[2] = 2.0f;
+    c2_event evb[2] = {mix[3], c2t_event(9, 2, &bad, 1, NULL, 0, 7)};
+    c2_event_result rb[2];
+    int rc = c2c_runtime_run(rt, dg, evb, 2, rb, NULL, &err);
+    printf("  -> %s: %s\n", c2_errname(rc), err.msg);
+    CHECK(rc == C2_ERANGE && strstr(err.msg, "event 1 (id 9)") && strstr(err.msg, "direction"), "bad event accepted");
+    CHECK(!c2c_runtime_broken(rt), "a bad event broke the runtime");
+    res = runtime_run(rt, dg, mix, 4, NULL);
+    results_free(res, 4);
+    free(one);
+    c2c_runtime_free(rt);
     c2c_geometry_free(dg);
     c2_geometry_free(g);
 }

@@ -10,6 +10,7 @@
 #include "../kernels/cuda/cuda_int.h"
 #include "../kernels/queue/queue_int.h"
 #include "check.h"
+#include "util.h"
 
 static void need_device(void)
 {
@@ -17,14 +18,6 @@ static void need_device(void)
     if (c2c_device_count(&err) <= 0) {
         SKIP("%s", err.msg);
     }
-}
-
-/* C2T_SMALL=1 (for compute-sanitizer, which slows kernels a hundredfold)
- * caps every case at 20,000 items. */
-static uint32_t cap_items(uint32_t n)
-{
-    const char *small = getenv("C2T_SMALL");
-    return small && small[0] == '1' && n > 20000 ? 20000 : n;
 }
 
 static void run_checked(const c2q_synth_params *p, const char *what)
@@ -59,7 +52,7 @@ TEST(queue_every_item_once)
     char what[96];
     for (uint32_t yield = 0; yield <= 1; yield++) {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            c2q_synth_params p = {.mode = C2Q_PERSISTENT, .nitems = cap_items(cases[i][0]), .flops = 4, .spawn_every = 3,
+            c2q_synth_params p = {.mode = C2Q_PERSISTENT, .nitems = c2t_cap(cases[i][0]), .flops = 4, .spawn_every = 3,
                                   .batch = cases[i][1], .yield_steps = yield, .watchdog_s = 60,
                                   .check_values = 1};
             snprintf(what, sizeof what, "persistent n=%u batch=%u%s", p.nitems, p.batch,
@@ -78,7 +71,7 @@ TEST(queue_baselines_same_work)
     need_device();
     for (int mode = C2Q_WAVEFRONT; mode <= C2Q_LOOP; mode++) {
         for (uint32_t flops = 4; flops <= 64; flops += 60) {
-            c2q_synth_params p = {.mode = (c2q_mode)mode, .nitems = cap_items(1u << 20), .flops = flops,
+            c2q_synth_params p = {.mode = (c2q_mode)mode, .nitems = c2t_cap(1u << 20), .flops = flops,
                                   .spawn_every = 3, .check_values = 1};
             char what[64];
             snprintf(what, sizeof what, "%s n=2^20 %u flops/step", mode == C2Q_WAVEFRONT ? "wavefront" : "loop",

@@ -74,6 +74,12 @@ void c2t_build(c2_geometry *g)
     CHECK(c2_geometry_build(g, NULL, &err) == 0, "%s", err.msg);
 }
 
+uint32_t c2t_cap(uint32_t n)
+{
+    const char *small = getenv("C2T_SMALL");
+    return small && small[0] == '1' && n > 20000 ? 20000 : n;
+}
+
 c2_photon *c2t_beam(uint32_t n, const float pos[3], const float dir[3], float wl)
 {
     c2_photon *p = calloc(n, sizeof *p);

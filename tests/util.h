@@ -22,6 +22,10 @@ uint32_t c2t_surface(c2_geometry *g, float detect, float absorb, float diffuse, 
 uint32_t c2t_box(c2_geometry *g, float h, uint32_t inner, uint32_t outer, int32_t surface, int32_t channel);
 void c2t_build(c2_geometry *g);
 
+/* C2T_SMALL=1 (for compute-sanitizer, which slows kernels a hundredfold)
+ * caps the GPU tests' sizes: n, at most 20,000 then. */
+uint32_t c2t_cap(uint32_t n);
+
 /* n photons at pos along dir, wavelength wl, random polarisation. */
 c2_photon *c2t_beam(uint32_t n, const float pos[3], const float dir[3], float wl);
 /* n photons uniform in the ball of radius r at the origin, isotropic,

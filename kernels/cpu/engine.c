@@ -24,6 +24,7 @@
 
 #include "../geometry/geometry_int.h"
 #include "../physics/propagate.h"
+#include "engine_int.h"
 
 #define CHUNK 256u
 #define MAX_THREADS 1024u
@@ -226,41 +227,90 @@ static int eng_cmp_hit(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int eng_cmp_channel(const void *a, const void *b)
+void c2i_radix_order(const uint32_t *keys, uint32_t n, uint32_t *order, uint32_t *tmp)
 {
-    const c2_hit *x = a, *y = b;
-    if (x->channel != y->channel) {
-        return x->channel < y->channel ? -1 : 1;
+    uint32_t *a = tmp, *count = tmp + n;
+    for (uint32_t i = 0; i < n; i++) {
+        a[i] = i;
     }
-    return x->photon_id < y->photon_id ? -1 : x->photon_id > y->photon_id;
+    for (int pass = 0; pass < 2; pass++) { /* a -> order, then order -> a */
+        const int shift = 16 * pass;
+        uint32_t *in = pass ? order : a, *out = pass ? a : order;
+        memset(count, 0, 65537 * sizeof *count);
+        for (uint32_t i = 0; i < n; i++) {
+            count[((keys[in[i]] >> shift) & 0xffffu) + 1]++;
+        }
+        for (uint32_t d = 0; d < 65536; d++) {
+            count[d + 1] += count[d];
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            out[count[(keys[in[i]] >> shift) & 0xffffu]++] = in[i];
+        }
+    }
+    memcpy(order, a, (size_t)n * sizeof *order);
 }
 
-/* Per-channel count, earliest time and charge from an event's hits. */
-static int eng_channels(c2_event_result *r, const c2_event *ev)
+/* Adds hit h (of photon weight w) to summary c, opened at the first one. */
+static void eng_channel_add(c2_channel_summary *c, const c2_hit *h, float w)
+{
+    if (c->count++ == 0) {
+        c->channel = h->channel;
+        c->first_time = h->time;
+    }
+    c->first_time = fminf(c->first_time, h->time);
+    c->charge += w;
+}
+
+/* Per-channel count, earliest time and charge from an event's hits. Each
+ * channel's hits are added in photon-id order, so the charge sums are the
+ * same bytes whatever ran the event. Channel ids up to a few times the
+ * hit count (detectors number their channels densely) go straight into a
+ * table indexed by channel; sparse ids are sorted first (stable). */
+int c2i_result_channels(c2_event_result *r, const c2_event *ev)
 {
     if (r->nhits == 0) {
         return 0;
     }
-    c2_hit *tmp = malloc(r->nhits * sizeof *tmp);
-    r->channels = malloc(r->nhits * sizeof *r->channels);
-    if (!tmp || !r->channels) {
-        free(tmp);
+    const uint32_t nh = r->nhits;
+    uint32_t top = 0; /* largest channel id; hits are on channels, so >= 0 */
+    for (uint32_t i = 0; i < nh; i++) {
+        top = (uint32_t)r->hits[i].channel > top ? (uint32_t)r->hits[i].channel : top;
+    }
+    const int dense = (uint64_t)top < 65536u + 4ull * nh;
+    c2_channel_summary *sum = calloc(dense ? (size_t)top + 1 : nh, sizeof *sum);
+    uint32_t *keys = dense ? NULL : malloc(((size_t)3 * nh + 65537) * sizeof *keys);
+    if (!sum || (!dense && !keys)) {
+        free(sum);
+        free(keys);
         return -1;
     }
-    memcpy(tmp, r->hits, r->nhits * sizeof *tmp);
-    qsort(tmp, r->nhits, sizeof *tmp, eng_cmp_channel);
     uint32_t n = 0;
-    for (uint32_t i = 0; i < r->nhits; i++) {
-        float w = ev->photons && tmp[i].photon_id < ev->nphotons ? ev->photons[tmp[i].photon_id].weight : 1.0f;
-        if (n == 0 || r->channels[n - 1].channel != tmp[i].channel) {
-            r->channels[n++] = (c2_channel_summary){tmp[i].channel, 0, tmp[i].time, 0.0f};
+    if (dense) {
+        for (uint32_t i = 0; i < nh; i++) {
+            const c2_hit *h = &r->hits[i];
+            float w = ev->photons && h->photon_id < ev->nphotons ? ev->photons[h->photon_id].weight : 1.0f;
+            eng_channel_add(&sum[h->channel], h, w);
         }
-        c2_channel_summary *c = &r->channels[n - 1];
-        c->count++;
-        c->first_time = fminf(c->first_time, tmp[i].time);
-        c->charge += w;
+        for (uint32_t c = 0; c <= top; c++) { /* compact, in channel order */
+            if (sum[c].count) {
+                sum[n++] = sum[c];
+            }
+        }
+    } else {
+        uint32_t *order = keys + nh;
+        for (uint32_t i = 0; i < nh; i++) {
+            keys[i] = (uint32_t)r->hits[i].channel;
+        }
+        c2i_radix_order(keys, nh, order, order + nh);
+        for (uint32_t k = 0; k < nh; k++) {
+            const c2_hit *h = &r->hits[order[k]];
+            float w = ev->photons && h->photon_id < ev->nphotons ? ev->photons[h->photon_id].weight : 1.0f;
+            n += n == 0 || sum[n - 1].channel != h->channel;
+            eng_channel_add(&sum[n - 1], h, w);
+        }
+        free(keys);
     }
-    free(tmp);
+    r->channels = sum;
     r->nchannels = n;
     return 0;
 }
@@ -291,7 +341,7 @@ static int eng_collect(eng_job *j, eng_worker *w, uint32_t nw, c2_event_result *
         if (r->nhits > 1) { /* qsort(NULL, 0) is undefined */
             qsort(r->hits, r->nhits, sizeof(c2_hit), eng_cmp_hit);
         }
-        if ((ev->want & C2_RETURN_CHANNELS) && eng_channels(r, ev)) {
+        if ((ev->want & C2_RETURN_CHANNELS) && c2i_result_channels(r, ev)) {
             return -1;
         }
         if (!(ev->want & C2_RETURN_HITS)) {
@@ -367,6 +417,7 @@ int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents
                                .max_steps = ev->max_steps ? ev->max_steps : C2_DEFAULT_MAX_STEPS,
                                .nphotons = ev->nphotons,
                                .nsources = ev->nsources,
+                               .want = ev->want,
                                .photons = ev->photons,
                                .sources = ev->sources,
                                .source_base = sb,

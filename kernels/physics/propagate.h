@@ -238,7 +238,8 @@ C2K_FN c2k_status c2k_step(const c2k_geom *g, c2_photon *p, c2k_rng *r, uint32_t
  * first photon (source_base[0] = nphotons, source_base[nsources] = all). */
 typedef struct c2k_event {
     uint64_t id, seed;
-    uint32_t max_steps, nphotons, nsources, reserved;
+    uint32_t max_steps, nphotons, nsources;
+    uint32_t want; /* C2_RETURN_* bits: what the executor keeps of it */
     const c2_photon *photons;
     const c2_source *sources;
     const uint64_t *source_base;

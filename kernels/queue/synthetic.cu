@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../errors.h"
+#include "../cuda/cuda_int.h"
 #include "queue_int.h"
 #include "ring.cuh"
 
@@ -345,23 +345,6 @@ template <int FLOPS> __global__ void __launch_bounds__(SYN_BLOCK) syn_persistent
 
 /* ---- host ---- */
 
-#define SYN_CHECK(call, what)                                                                          \
-    do {                                                                                               \
-        cudaError_t e_ = (call);                                                                       \
-        if (e_ != cudaSuccess) {                                                                       \
-            rc = c2i_fail(err, C2_EIO, "cuda: %s: %s", what, cudaGetErrorString(e_));                  \
-            goto out;                                                                                  \
-        }                                                                                              \
-    } while (0)
-
-typedef CUresult (*syn_write64_fn)(CUstream, CUdeviceptr, cuuint64_t, unsigned int);
-
-static double syn_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static uint32_t syn_log2_ceil(uint64_t v)
 {
@@ -430,7 +413,7 @@ template <int FLOPS> static int syn_run(const c2q_synth_params *p, c2q_synth_res
     syn_out o;
     unsigned long long counters[8] = {0}; /* avail closed next live ops[2] */
     unsigned long long *dc = NULL;
-#define SYN_ALLOC(ptr, bytes) SYN_CHECK(syn_alloc((void **)&(ptr), (bytes), buf, &nbuf), "cudaMalloc")
+#define SYN_ALLOC(ptr, bytes) C2C_CHECK(syn_alloc((void **)&(ptr), (bytes), buf, &nbuf), "cudaMalloc")
     if (!hx || !hsteps || !hends) {
         rc = c2i_fail(err, C2_ENOMEM, "out of memory");
         goto out;
@@ -450,24 +433,24 @@ template <int FLOPS> static int syn_run(const c2q_synth_params *p, c2q_synth_res
     {
         float *dtable;
         SYN_ALLOC(dtable, SYN_TABLE * sizeof(float));
-        SYN_CHECK(cudaMemcpy(dtable, htable, SYN_TABLE * sizeof(float), cudaMemcpyHostToDevice), "table");
+        C2C_CHECK(cudaMemcpy(dtable, htable, SYN_TABLE * sizeof(float), cudaMemcpyHostToDevice), "table");
         o.table = dtable;
     }
     SYN_ALLOC(o.x, n2 * sizeof(float));
     SYN_ALLOC(o.steps, n2 * sizeof(uint32_t));
     SYN_ALLOC(o.ends, n2 * sizeof(uint32_t));
-    SYN_CHECK(cudaStreamCreateWithFlags(&ks, cudaStreamNonBlocking), "stream");
-    SYN_CHECK(cudaStreamCreateWithFlags(&fs, cudaStreamNonBlocking), "stream");
-    SYN_CHECK(cudaStreamCreateWithFlags(&ws, cudaStreamNonBlocking), "stream");
-    SYN_CHECK(cudaEventCreate(&e0), "event");
-    SYN_CHECK(cudaEventCreate(&e1), "event");
-    SYN_CHECK(cudaDeviceSynchronize(), "memset");
+    C2C_CHECK(cudaStreamCreateWithFlags(&ks, cudaStreamNonBlocking), "stream");
+    C2C_CHECK(cudaStreamCreateWithFlags(&fs, cudaStreamNonBlocking), "stream");
+    C2C_CHECK(cudaStreamCreateWithFlags(&ws, cudaStreamNonBlocking), "stream");
+    C2C_CHECK(cudaEventCreate(&e0), "event");
+    C2C_CHECK(cudaEventCreate(&e1), "event");
+    C2C_CHECK(cudaDeviceSynchronize(), "memset");
 
     if (p->mode == C2Q_LOOP) {
-        SYN_CHECK(cudaEventRecord(e0, ks), "event");
+        C2C_CHECK(cudaEventRecord(e0, ks), "event");
         syn_loop<FLOPS><<<(n + SYN_BLOCK - 1) / SYN_BLOCK, SYN_BLOCK, 0, ks>>>(o, n, p->spawn_every);
-        SYN_CHECK(cudaGetLastError(), "launch");
-        SYN_CHECK(cudaEventRecord(e1, ks), "event");
+        C2C_CHECK(cudaGetLastError(), "launch");
+        C2C_CHECK(cudaEventRecord(e1, ks), "event");
     } else if (p->mode == C2Q_WAVEFRONT) {
         syn_wave a, b;
         uint32_t *counts; /* two counters, one per buffer */
@@ -480,24 +463,24 @@ template <int FLOPS> static int syn_run(const c2q_synth_params *p, c2q_synth_res
         SYN_ALLOC(counts, 2 * sizeof(uint32_t));
         a.id = b.nid, a.x = b.nx, a.steps = b.nsteps, a.ncount = counts + 1; /* a reads b's, writes its own */
         b.id = a.nid, b.x = a.nx, b.steps = a.nsteps, b.ncount = counts;
-        SYN_CHECK(cudaEventRecord(e0, ks), "event");
+        C2C_CHECK(cudaEventRecord(e0, ks), "event");
         syn_wave_init<<<(n + SYN_BLOCK - 1) / SYN_BLOCK, SYN_BLOCK, 0, ks>>>(b, n); /* fills b.n* = a's input */
         uint32_t count = n;
         for (int launch = 0; count; launch++) {
             syn_wave &w = (launch & 1) ? b : a;
-            SYN_CHECK(cudaMemsetAsync(w.ncount, 0, sizeof(uint32_t), ks), "memset");
+            C2C_CHECK(cudaMemsetAsync(w.ncount, 0, sizeof(uint32_t), ks), "memset");
             syn_wave_step<FLOPS><<<(count + SYN_BLOCK - 1) / SYN_BLOCK, SYN_BLOCK, 0, ks>>>(w, count, o, n,
                                                                                           p->spawn_every);
-            SYN_CHECK(cudaGetLastError(), "launch");
-            SYN_CHECK(cudaMemcpyAsync(&count, w.ncount, sizeof count, cudaMemcpyDeviceToHost, ks), "count");
-            SYN_CHECK(cudaStreamSynchronize(ks), "wavefront step");
+            C2C_CHECK(cudaGetLastError(), "launch");
+            C2C_CHECK(cudaMemcpyAsync(&count, w.ncount, sizeof count, cudaMemcpyDeviceToHost, ks), "count");
+            C2C_CHECK(cudaStreamSynchronize(ks), "wavefront step");
         }
-        SYN_CHECK(cudaEventRecord(e1, ks), "event");
+        C2C_CHECK(cudaEventRecord(e1, ks), "event");
     } else {
         int dev, sms, per_sm;
-        SYN_CHECK(cudaGetDevice(&dev), "device");
-        SYN_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "attribute");
-        SYN_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, syn_persistent<FLOPS>, SYN_BLOCK, 0),
+        C2C_CHECK(cudaGetDevice(&dev), "device");
+        C2C_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "attribute");
+        C2C_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, syn_persistent<FLOPS>, SYN_BLOCK, 0),
                   "occupancy");
         /* 16 warps per SM by default: more only contend for the shared
          * words (H200, 2^22 items: 48 warps/SM 79, 16 104, 4 35 G steps/s) */
@@ -532,35 +515,31 @@ template <int FLOPS> static int syn_run(const c2q_synth_params *p, c2q_synth_res
         SYN_ALLOC(d.pleft, n2 * sizeof(uint32_t));
         SYN_ALLOC(d.psteps, n2 * sizeof(uint32_t));
         d.o = o, d.n = n, d.every = p->spawn_every, d.yield = p->yield_steps;
-        SYN_CHECK(cudaMallocHost((void **)&host_ids, n * sizeof(uint32_t)), "cudaMallocHost");
+        C2C_CHECK(cudaMallocHost((void **)&host_ids, n * sizeof(uint32_t)), "cudaMallocHost");
         for (uint32_t i = 0; i < n; i++) {
             host_ids[i] = i;
         }
-        syn_write64_fn write64 = NULL;
-        cudaDriverEntryPointQueryResult q;
-        SYN_CHECK(cudaGetDriverEntryPointByVersion("cuStreamWriteValue64", (void **)&write64, 12000, cudaEnableDefault,
-                                                   &q),
-                  "cuStreamWriteValue64");
-        if (q != cudaDriverEntryPointSuccess || !write64) {
-            rc = c2i_fail(err, C2_EIO, "cuda: the driver has no cuStreamWriteValue64");
+        c2c_write64_fn write64 = c2c_driver_write64(err);
+        if (!write64) {
+            rc = C2_EIO;
             goto out;
         }
         if (!p->batch) { /* all the input staged before the launch: the kernel alone is timed */
             unsigned long long doors[2] = {n, 1};
-            SYN_CHECK(cudaMemcpy(staging, host_ids, n * sizeof(uint32_t), cudaMemcpyHostToDevice), "stage");
-            SYN_CHECK(cudaMemcpy(d.avail, doors, sizeof doors, cudaMemcpyHostToDevice), "doorbells");
+            C2C_CHECK(cudaMemcpy(staging, host_ids, n * sizeof(uint32_t), cudaMemcpyHostToDevice), "stage");
+            C2C_CHECK(cudaMemcpy(d.avail, doors, sizeof doors, cudaMemcpyHostToDevice), "doorbells");
         }
-        SYN_CHECK(cudaDeviceSynchronize(), "setup");
-        SYN_CHECK(cudaEventRecord(e0, ks), "event");
+        C2C_CHECK(cudaDeviceSynchronize(), "setup");
+        C2C_CHECK(cudaEventRecord(e0, ks), "event");
         void *args[] = {&d};
-        SYN_CHECK(cudaLaunchCooperativeKernel((void *)syn_persistent<FLOPS>, blocks, SYN_BLOCK, args, 0, ks),
+        C2C_CHECK(cudaLaunchCooperativeKernel((void *)syn_persistent<FLOPS>, blocks, SYN_BLOCK, args, 0, ks),
                   "cooperative launch");
-        SYN_CHECK(cudaEventRecord(e1, ks), "event");
+        C2C_CHECK(cudaEventRecord(e1, ks), "event");
         /* feed the input while the kernel runs: copy a batch, then ring the
          * doorbell after it on the same stream */
         for (uint32_t off = 0, batch = p->batch; batch && off < n; off += batch) {
             uint32_t len = n - off < batch ? n - off : batch;
-            SYN_CHECK(cudaMemcpyAsync(staging + off, host_ids + off, len * sizeof(uint32_t), cudaMemcpyHostToDevice,
+            C2C_CHECK(cudaMemcpyAsync(staging + off, host_ids + off, len * sizeof(uint32_t), cudaMemcpyHostToDevice,
                                       fs),
                       "feed");
             if (write64(fs, (CUdeviceptr)d.avail, off + len, 0) != CUDA_SUCCESS) {
@@ -573,9 +552,9 @@ template <int FLOPS> static int syn_run(const c2q_synth_params *p, c2q_synth_res
             goto out;
         }
         /* the watchdog: a persistent kernel that never ends would eat the machine's time */
-        double t_end = syn_now() + watchdog;
+        double t_end = c2c_now() + watchdog;
         cudaError_t q1;
-        while ((q1 = cudaEventQuery(e1)) == cudaErrorNotReady && syn_now() < t_end) {
+        while ((q1 = cudaEventQuery(e1)) == cudaErrorNotReady && c2c_now() < t_end) {
             struct timespec nap = {0, 1000000};
             nanosleep(&nap, NULL);
         }
@@ -587,20 +566,20 @@ template <int FLOPS> static int syn_run(const c2q_synth_params *p, c2q_synth_res
                           watchdog, counters[0], counters[1], counters[2], counters[3]);
             goto out;
         }
-        SYN_CHECK(q1, "persistent kernel");
-        SYN_CHECK(cudaMemcpy(counters, dc, 8 * sizeof(unsigned long long), cudaMemcpyDeviceToHost), "counters");
+        C2C_CHECK(q1, "persistent kernel");
+        C2C_CHECK(cudaMemcpy(counters, dc, 8 * sizeof(unsigned long long), cudaMemcpyDeviceToHost), "counters");
         r->pushes = counters[4];
         r->pops = counters[5];
     }
-    SYN_CHECK(cudaEventSynchronize(e1), "run");
+    C2C_CHECK(cudaEventSynchronize(e1), "run");
     {
         float ms = 0;
-        SYN_CHECK(cudaEventElapsedTime(&ms, e0, e1), "timing");
+        C2C_CHECK(cudaEventElapsedTime(&ms, e0, e1), "timing");
         r->seconds = 1e-3 * ms;
     }
-    SYN_CHECK(cudaMemcpy(hx, o.x, n2 * sizeof(float), cudaMemcpyDeviceToHost), "results");
-    SYN_CHECK(cudaMemcpy(hsteps, o.steps, n2 * sizeof(uint32_t), cudaMemcpyDeviceToHost), "results");
-    SYN_CHECK(cudaMemcpy(hends, o.ends, n2 * sizeof(uint32_t), cudaMemcpyDeviceToHost), "results");
+    C2C_CHECK(cudaMemcpy(hx, o.x, n2 * sizeof(float), cudaMemcpyDeviceToHost), "results");
+    C2C_CHECK(cudaMemcpy(hsteps, o.steps, n2 * sizeof(uint32_t), cudaMemcpyDeviceToHost), "results");
+    C2C_CHECK(cudaMemcpy(hends, o.ends, n2 * sizeof(uint32_t), cudaMemcpyDeviceToHost), "results");
     syn_verify<FLOPS>(p, htable, hx, hsteps, hends, r);
 out:
     if (rc && rc != C2_EINVAL && p->mode == C2Q_PERSISTENT) {
