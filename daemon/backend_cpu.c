@@ -3,6 +3,7 @@
  * its own threads; the backend thread waits for it.
  */
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -16,6 +17,7 @@ static int cpu_run(c2d_backend *b, const c2_geometry *g, const c2_event *ev, uin
 int c2d_backend_cpu_init(c2d_backend *b, uint32_t threads)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    memset(b, 0, sizeof *b);
     b->name = "cpu";
     b->threads = threads ? threads : (uint32_t)(cores > 0 ? cores : 1);
     b->run = cpu_run;

@@ -48,6 +48,8 @@ static const cfg_opt cfg_table[] = {
     {"batch-photons", CFG_UINT, 1, 1ull << 40, CFG_AT(batch_photons), "1000000",
      "merge queued events into batches of about N photons"},
     {"pool-mb", CFG_MIB, 1, 1u << 24, CFG_AT(pool_bytes), "4096", "memory accepted events may hold"},
+    {"gpu-pool-mb", CFG_MIB, 0, 1u << 24, CFG_AT(gpu_pool_bytes), "0",
+     "GPU memory for photons in flight; 0: a quarter of the free memory, at most 4096"},
     {"socket-mode", CFG_OCTAL, 0, 0777, CFG_AT(socket_mode), "0660", "permissions of ipc sockets"},
     {"allow-uids", CFG_UIDS, 0, 0, CFG_AT(allow_uids), "any",
      "comma-separated peer uids allowed on ipc (the daemon's own user always is; tcp peers are refused)"},
@@ -267,23 +269,24 @@ int c2d_config_args(c2d_config *c, int argc, char **argv, char *err, size_t cap)
             snprintf(err, cap, "unexpected argument '%s'", a);
             return -1;
         }
-        const cfg_opt *o = cfg_find(a + 2, strlen(a + 2));
+        const char *eq = strchr(a, '='); /* --name=value or --name value */
+        const cfg_opt *o = cfg_find(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
         if (!o) {
             snprintf(err, cap, "unknown option '%s'", a);
             return -1;
         }
-        if (o->type == CFG_FLAG) {
+        if (o->type == CFG_FLAG && !eq) {
             *(int *)((char *)c + o->off) = 1;
             continue;
         }
-        if (i + 1 >= argc) {
+        if (!eq && i + 1 >= argc) {
             snprintf(err, cap, "%s needs a value", a);
             return -1;
         }
         if (o->type == CFG_LISTEN && !cli_listen++) {
             c->nlisten = 0; /* command-line URLs replace the file's */
         }
-        if (cfg_set(c, o, argv[++i], a, err, cap)) {
+        if (cfg_set(c, o, eq ? eq + 1 : argv[++i], a, err, cap)) {
             return -1;
         }
     }

@@ -47,6 +47,7 @@ typedef struct c2d_config {
     uint64_t max_photons;       /* per event */
     uint64_t batch_photons;     /* a batch grows until it holds this many */
     uint64_t pool_bytes;        /* memory all accepted events may hold */
+    uint64_t gpu_pool_bytes;    /* cuda backend: device pool (0: from free memory) */
     uint32_t socket_mode;       /* ipc socket permissions */
     double drain_timeout_s;
     int log_level;              /* C2D_LOG_* */
@@ -87,16 +88,30 @@ void c2d_log_write(int level, const char *fmt, ...)
     } while (0)
 
 /* ---- backends ---- */
+/* A backend runs batches on the backend thread. Optional hooks are NULL
+ * when a backend has nothing to do there. */
 typedef struct c2d_backend {
     const char *name;
-    char device[128]; /* for hello: "cpu: 16 threads" */
+    char device[128]; /* for hello: "cpu: 16 threads", "NVIDIA H200 (sm_90, ...)" */
     /* Runs a batch to completion on the calling (backend) thread. */
     int (*run)(struct c2d_backend *b, const c2_geometry *g, const c2_event *ev, uint32_t n, c2_event_result *res,
                c2_error *err);
+    /* g is about to be freed: drop what was kept for it. Any thread, never
+     * while one of g's events runs. */
+    void (*forget)(struct c2d_backend *b, const c2_geometry *g);
+    /* NULL while usable; else why the backend can run nothing more (the
+     * daemon then stops serving and exits non-zero). */
+    const char *(*broken)(struct c2d_backend *b);
+    void (*free)(struct c2d_backend *b);
     uint32_t threads;
+    void *impl;
 } c2d_backend;
 
 int c2d_backend_cpu_init(c2d_backend *b, uint32_t threads);
+/* The GPU runtime on the current device (pool_bytes 0: sized from free
+ * device memory). Fails, saying why, when no GPU is usable. Only in builds
+ * with CUDA (C2D_CUDA defined). */
+int c2d_backend_cuda_init(c2d_backend *b, uint64_t pool_bytes, c2_error *err);
 
 /* ---- geometries ---- */
 /* A loaded geometry. The scheduler owns it; events hold references, so an
@@ -126,6 +141,7 @@ typedef struct c2d_counts {
     uint64_t rss_bytes; /* the process's resident memory */
     uint32_t geometries;
     int draining;
+    char broken[256]; /* why the backend failed for good; empty while it works */
 } c2d_counts;
 
 c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend);

@@ -28,6 +28,8 @@ typedef struct main_state {
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t tick, check;
     int draining;
+    int exit_code;         /* 1 once the backend failed for good */
+    double exit_not_before; /* then status keeps saying why for a moment */
     double drain_deadline;
     uint64_t watchdog_usec;
 } main_state;
@@ -143,15 +145,40 @@ static void main_signal(uv_signal_t *h, int signum)
     main_begin_drain(m, signum == SIGTERM ? "SIGTERM" : "SIGINT", m->cfg.drain_timeout_s);
 }
 
+/* The backend failed for good (a sticky CUDA error): stop taking events,
+ * let the scheduler answer what it holds, keep answering status for 2 s
+ * (state failed, the reason) and exit 1 so that the service manager
+ * restarts chroma2d on a clean device. */
+static void main_check_backend(main_state *m)
+{
+    c2d_counts c;
+    if (m->exit_code) {
+        return;
+    }
+    c2d_sched_counts(m->sched, &c);
+    if (!c.broken[0]) {
+        return;
+    }
+    m->exit_code = 1;
+    m->exit_not_before = main_now() + 2.0;
+    c2d_log(C2D_LOG_ERROR, "backend failed: %s; exiting with status 1 to be restarted", c.broken);
+    char status[320];
+    snprintf(status, sizeof status, "STATUS=failed: %.280s", c.broken);
+    main_notify(status);
+    main_begin_drain(m, "backend failure", 10.0);
+}
+
 static void main_tick(uv_timer_t *t)
 {
     main_state *m = t->data;
     c2d_sched_tick(m->sched);
+    main_check_backend(m);
     uint64_t timeout_ms;
     if (!m->draining && c2d_server_shutdown_requested(m->srv, &timeout_ms)) {
         main_begin_drain(m, "shutdown request", timeout_ms ? 1e-3 * (double)timeout_ms : m->cfg.drain_timeout_s);
     }
-    if (m->draining && (c2d_sched_idle(m->sched) || main_now() > m->drain_deadline)) {
+    if (m->draining && (c2d_sched_idle(m->sched) || main_now() > m->drain_deadline) &&
+        main_now() >= m->exit_not_before) {
         if (!c2d_sched_idle(m->sched)) {
             c2d_log(C2D_LOG_WARN, "drain timeout: failing the events still unfinished");
         }
@@ -163,6 +190,32 @@ static void main_watchdog(uv_timer_t *t)
 {
     (void)t;
     main_notify("WATCHDOG=1"); /* the loop is alive */
+}
+
+/* --backend: cpu; cuda (or fail, saying why); auto: cuda when a GPU is
+ * usable, else cpu. */
+static int main_backend(const c2d_config *cfg, c2d_backend *b)
+{
+    if (strcmp(cfg->backend, "cpu") != 0) {
+#ifdef C2D_CUDA
+        c2_error err = {0};
+        if (c2d_backend_cuda_init(b, cfg->gpu_pool_bytes, &err) == 0) {
+            return 0;
+        }
+        if (!strcmp(cfg->backend, "cuda")) {
+            c2d_log(C2D_LOG_ERROR, "--backend cuda: %s", err.msg);
+            return -1;
+        }
+        c2d_log(C2D_LOG_INFO, "backend auto: no usable GPU (%s): the CPU engine serves", err.msg);
+#else
+        if (!strcmp(cfg->backend, "cuda")) {
+            c2d_log(C2D_LOG_ERROR, "--backend cuda: this chroma2d was built without CUDA (no nvcc when it was built)");
+            return -1;
+        }
+        c2d_log(C2D_LOG_INFO, "backend auto: built without CUDA: the CPU engine serves");
+#endif
+    }
+    return c2d_backend_cpu_init(b, cfg->threads);
 }
 
 int main(int argc, char **argv)
@@ -188,11 +241,9 @@ int main(int argc, char **argv)
         return 1;
     }
     c2d_backend backend;
-    if (strcmp(m.cfg.backend, "cuda") == 0) {
-        c2d_log(C2D_LOG_ERROR, "--backend cuda: the CUDA backend is not part of this build yet");
+    if (main_backend(&m.cfg, &backend)) {
         return 1;
     }
-    c2d_backend_cpu_init(&backend, m.cfg.threads);
     c2d_log(C2D_LOG_INFO, "chroma2d %s: backend %s (%s)", C2D_VERSION, backend.name, backend.device);
 
     c2_detector_params p;
@@ -272,7 +323,10 @@ int main(int argc, char **argv)
     if (lock >= 0) {
         close(lock);
     }
-    c2d_log(C2D_LOG_INFO, "stopped");
+    if (backend.free) {
+        backend.free(&backend);
+    }
+    c2d_log(C2D_LOG_INFO, "stopped%s", m.exit_code ? " (backend failure)" : "");
     c2d_config_free(&m.cfg);
-    return 0;
+    return m.exit_code;
 }

@@ -99,7 +99,11 @@ static void metrics_readyz(nng_aio *aio)
 {
     c2d_counts c;
     c2d_sched_counts(metrics_of(aio)->sched, &c);
-    if (c.draining) {
+    if (c.broken[0]) {
+        char body[300];
+        int n = snprintf(body, sizeof body, "failed: %s\n", c.broken);
+        metrics_reply(aio, 503, "text/plain", body, (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
+    } else if (c.draining) {
         metrics_reply(aio, 503, "text/plain", "draining\n", 9);
     } else {
         metrics_reply(aio, 200, "text/plain", "ready\n", 6);

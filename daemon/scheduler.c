@@ -54,6 +54,7 @@ struct c2d_sched {
     uint32_t nrunning;
     uint64_t next_ticket, next_seq, pool_bytes;
     int draining, stopping;
+    char broken[256]; /* why the backend can run nothing more; empty while it can */
     c2d_counts counts;
     uint64_t window_photons;
     double window_busy, window_start;
@@ -115,8 +116,11 @@ static sched_event *sched_remove(c2d_sched *s, uint32_t i)
 
 /* ---- replies ---- */
 
-static void sched_geometry_free(c2d_geometry *g)
+static void sched_geometry_free(c2d_sched *s, c2d_geometry *g)
 {
+    if (s->backend->forget) {
+        s->backend->forget(s->backend, g->g);
+    }
     c2_geometry_free(g->g);
     free(g);
 }
@@ -128,7 +132,7 @@ static void sched_unref(c2d_sched *s, c2d_geometry *g)
     int last = --g->refs == 0 && g->unloaded;
     pthread_mutex_unlock(&s->mu);
     if (last) {
-        sched_geometry_free(g);
+        sched_geometry_free(s, g);
     }
 }
 
@@ -216,7 +220,10 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     for (uint32_t i = 0; i < s->nrunning; i++) {
         mine += s->running[i]->pipe == pipe;
     }
-    if (s->draining) {
+    if (s->broken[0]) {
+        rc = c2i_fail(err, C2P_BACKEND, "backend %s failed (%.150s); chroma2d is exiting to be restarted",
+                      s->backend->name, s->broken);
+    } else if (s->draining) {
         rc = c2i_fail(err, C2P_SHUTTING_DOWN, "the daemon is draining and takes no new events");
     } else if (s->nheap + s->nrunning >= s->cfg->max_queued) {
         /* queued and running both hold a server context until answered */
@@ -421,7 +428,12 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
      * thread can reach the batch, so its flags are stable. Outcomes are
      * counted before any reply goes out: a client that reads the stats
      * after its result must find its event counted. */
+    const char *broken = rc && s->backend->broken ? s->backend->broken(s->backend) : NULL;
     pthread_mutex_lock(&s->mu);
+    if (broken && !s->broken[0]) {
+        snprintf(s->broken, sizeof s->broken, "%s", broken);
+        s->draining = 1; /* no new events: the daemon exits once the main loop sees it */
+    }
     s->window_busy += t1 - t0;
     s->window_photons += rc ? 0 : photons;
     s->counts.photons += rc ? 0 : photons;
@@ -573,6 +585,7 @@ void c2d_sched_counts(c2d_sched *s, c2d_counts *c)
     c->running = s->nrunning;
     c->pool_bytes = s->pool_bytes;
     c->draining = s->draining;
+    memcpy(c->broken, s->broken, sizeof c->broken);
     c->geometries = s->ngeoms;
     c->rss_bytes = rss;
     pthread_mutex_unlock(&s->mu);
@@ -633,7 +646,7 @@ int c2d_sched_add_geometry(c2d_sched *s, c2d_geometry *g, int replace, c2p_err *
     }
     pthread_mutex_unlock(&s->mu);
     if (old) {
-        sched_geometry_free(old);
+        sched_geometry_free(s, old);
     }
     return rc;
 }
@@ -655,7 +668,7 @@ int c2d_sched_unload_geometry(c2d_sched *s, const char *name, c2p_err *err)
         return c2i_fail(err, C2P_NOT_FOUND, "geometry '%s' is not loaded", name);
     }
     if (now) {
-        sched_geometry_free(g);
+        sched_geometry_free(s, g);
     }
     return 0;
 }
@@ -711,7 +724,7 @@ void c2d_sched_free(c2d_sched *s)
         return;
     }
     for (uint32_t i = 0; i < s->ngeoms; i++) { /* no events are left */
-        sched_geometry_free(s->geoms[i]);
+        sched_geometry_free(s, s->geoms[i]);
     }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -193,9 +193,13 @@ static nng_msg *server_status(c2d_server *srv, const c2p_msg *req)
     if (!out) {
         return NULL;
     }
+    char reason[300];
+    snprintf(reason, sizeof reason, "backend %s failed: %s", srv->backend->name, c.broken);
     c2p_pack_kv_bool(&pk, "ready", !c.draining);
-    c2p_pack_kv_str(&pk, "state", c.draining ? "draining" : "serving");
-    c2p_pack_kv_str(&pk, "reason", c.draining ? "draining: accepted events finish, new ones are refused" : "");
+    c2p_pack_kv_str(&pk, "state", c.broken[0] ? "failed" : c.draining ? "draining" : "serving");
+    c2p_pack_kv_str(&pk, "reason", c.broken[0]  ? reason
+                                   : c.draining ? "draining: accepted events finish, new ones are refused"
+                                                : "");
     c2p_pack_kv_f64(&pk, "uptime_s", server_now() - srv->t_start);
     c2p_pack_kv_str(&pk, "backend", srv->backend->name);
     c2p_pack_kv_u64(&pk, "queued", c.queued);

@@ -1,0 +1,134 @@
+/*
+ * backend_cuda.c: the GPU runtime (kernels/cuda/runtime.cu) as a backend.
+ *
+ * Geometries are uploaded on first use and kept while loaded: the
+ * scheduler calls forget when it frees one (never while one of its events
+ * runs). Everything here runs on the backend thread except forget, which
+ * any thread may call: the cache is under a mutex.
+ *
+ * A runtime that broke (a sticky CUDA error, a kernel that had to be
+ * aborted) stays broken: broken() says why and the daemon exits non-zero so
+ * that systemd restarts it on a clean device.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/cuda/cuda_int.h"
+#include "daemon.h"
+
+#define CUDA_CACHE C2D_MAX_GEOMETRIES
+
+typedef struct cuda_backend {
+    c2c_runtime *rt;
+    pthread_mutex_t mu;
+    struct {
+        const c2_geometry *g;
+        c2c_geometry *dg;
+        uint64_t used; /* run counter at last use */
+    } cache[CUDA_CACHE];
+    uint64_t runs;
+} cuda_backend;
+
+/* The device copy of g, uploaded now if needed; the least recently used
+ * copy makes room when the cache is full. */
+static c2c_geometry *cuda_geometry(cuda_backend *cb, const c2_geometry *g, c2_error *err)
+{
+    pthread_mutex_lock(&cb->mu);
+    int slot = -1, lru = 0;
+    for (int i = 0; i < CUDA_CACHE; i++) {
+        if (cb->cache[i].g == g) {
+            cb->cache[i].used = ++cb->runs;
+            pthread_mutex_unlock(&cb->mu);
+            return cb->cache[i].dg;
+        }
+        if (!cb->cache[i].g && slot < 0) {
+            slot = i;
+        }
+        if (cb->cache[i].used < cb->cache[lru].used) {
+            lru = i;
+        }
+    }
+    if (slot < 0) {
+        slot = lru;
+        c2c_geometry_free(cb->cache[slot].dg);
+        cb->cache[slot].g = NULL;
+    }
+    pthread_mutex_unlock(&cb->mu);
+    c2c_geometry *dg = c2c_geometry_upload(g, err); /* only this thread fills slots */
+    pthread_mutex_lock(&cb->mu);
+    if (dg) {
+        cb->cache[slot].g = g;
+        cb->cache[slot].dg = dg;
+        cb->cache[slot].used = ++cb->runs;
+    }
+    pthread_mutex_unlock(&cb->mu);
+    return dg;
+}
+
+static int cuda_run(c2d_backend *b, const c2_geometry *g, const c2_event *ev, uint32_t n, c2_event_result *res,
+                    c2_error *err)
+{
+    cuda_backend *cb = b->impl;
+    c2c_geometry *dg = cuda_geometry(cb, g, err);
+    return dg ? c2c_runtime_run(cb->rt, dg, ev, n, res, NULL, err) : (err && err->code ? err->code : C2_EIO);
+}
+
+static void cuda_forget(c2d_backend *b, const c2_geometry *g)
+{
+    cuda_backend *cb = b->impl;
+    pthread_mutex_lock(&cb->mu);
+    for (int i = 0; i < CUDA_CACHE; i++) {
+        if (cb->cache[i].g == g) {
+            c2c_geometry_free(cb->cache[i].dg);
+            memset(&cb->cache[i], 0, sizeof cb->cache[i]);
+        }
+    }
+    pthread_mutex_unlock(&cb->mu);
+}
+
+static const char *cuda_broken(c2d_backend *b)
+{
+    return c2c_runtime_broken(((cuda_backend *)b->impl)->rt);
+}
+
+static void cuda_free(c2d_backend *b)
+{
+    cuda_backend *cb = b->impl;
+    for (int i = 0; i < CUDA_CACHE; i++) {
+        c2c_geometry_free(cb->cache[i].dg);
+    }
+    c2c_runtime_free(cb->rt);
+    pthread_mutex_destroy(&cb->mu);
+    free(cb);
+    b->impl = NULL;
+}
+
+int c2d_backend_cuda_init(c2d_backend *b, uint64_t pool_bytes, c2_error *err)
+{
+    cuda_backend *cb = calloc(1, sizeof *cb);
+    if (!cb) {
+        return c2i_fail(err, C2_ENOMEM, "out of memory");
+    }
+    c2c_runtime_params p;
+    memset(&p, 0, sizeof p);
+    p.pool_bytes = pool_bytes;
+    /* the failure tests' hook (doc/reliability.md): batch N hits a real sticky CUDA error */
+    const char *fault = getenv("CHROMA2_TEST_CUDA_FAULT");
+    p.fault_run = fault ? (uint32_t)strtoul(fault, NULL, 10) : 0;
+    if (!(cb->rt = c2c_runtime_new(&p, err))) {
+        free(cb);
+        return err && err->code ? err->code : C2_EIO;
+    }
+    pthread_mutex_init(&cb->mu, NULL);
+    memset(b, 0, sizeof *b);
+    b->name = "cuda";
+    b->impl = cb;
+    b->run = cuda_run;
+    b->forget = cuda_forget;
+    b->broken = cuda_broken;
+    b->free = cuda_free;
+    c2c_device_name(b->device, sizeof b->device);
+    return 0;
+}
