@@ -10,7 +10,7 @@
 #   make bench-gpu  the GPU benchmark table (on a machine with a GPU)
 #   make fuzz       libFuzzer on the protocol decoder (FUZZ_SECONDS, default 600)
 #   make CUDA=0     no CUDA parts
-#   make test-gpu   the CUDA tests alone (on a machine with a GPU)
+#   make test-gpu   on a GPU machine: CUDA tests, the daemon suite on --backend cuda, cffi GPU tests
 
 CC      ?= gcc
 NVCC    ?= nvcc
@@ -30,7 +30,7 @@ CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
 endif
 CUDA_ARCH ?= sm_90
 NVCCFLAGS ?= -O3 -lineinfo
-NVCCFLAGS += -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall -MMD -MP
+NVCCFLAGS += -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall,-fPIC -MMD -MP
 
 ENGINE_SRC := kernels/errors.c kernels/geometry/geometry.c kernels/geometry/bvh.c kernels/geometry/mesh.c \
               kernels/geometry/detector.c kernels/cpu/engine.c
@@ -40,7 +40,7 @@ DAEMON_SRC := daemon/main.c daemon/config.c daemon/digest.c daemon/metrics.c dae
 TEST_SRC   := tests/runner.c tests/test_rng.c tests/test_interact.c tests/test_geometry.c \
               tests/test_transport.c tests/test_engine.c tests/test_proto.c tests/test_daemon.c tests/util.c
 
-CUDA_SRC   := kernels/cuda/loop.cu kernels/queue/synthetic.cu
+CUDA_SRC   := kernels/cuda/device.cu kernels/cuda/loop.cu kernels/cuda/runtime.cu kernels/queue/synthetic.cu
 
 ENGINE_LIB := $(BUILD)/lib/libchroma2-engine.a
 PROTO_LIB  := $(BUILD)/lib/libchroma2-proto.a
@@ -54,9 +54,10 @@ CLIENT_SO  := $(BUILD)/lib/libchroma2-client.so
 TEST_BIN   := $(BUILD)/bin/c2-tests
 BENCH_BIN  := $(BUILD)/bin/bench-cpu
 CUDA_LIB   := $(BUILD)/lib/libchroma2-cuda.a
+CUDA_SO    := $(BUILD)/lib/libchroma2-cuda.so
 CUDA_TESTS := $(BUILD)/bin/c2-tests-cuda
 BENCH_GPU  := $(BUILD)/bin/bench-gpu
-CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_TESTS) $(BENCH_GPU))
+CUDA_BINS  := $(if $(filter 1,$(CUDA)),$(CUDA_LIB) $(CUDA_SO) $(CUDA_TESTS) $(BENCH_GPU))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -82,9 +83,20 @@ $(PROTO_LIB): $(call obj,$(PROTO_SRC))
 # the daemon's sources need GNU extensions (getopt_long, flock, SOCK_CLOEXEC)
 $(BUILD)/obj/daemon/%.o: CPPFLAGS += -D_GNU_SOURCE
 
-$(DAEMON_BIN): $(call obj,$(DAEMON_SRC)) $(PROTO_LIB) $(ENGINE_LIB)
+# With CUDA the daemon gets the cuda backend and is linked by nvcc (static
+# CUDA runtime); it still runs, on the CPU engine, where no GPU is usable.
+ifeq ($(CUDA),1)
+DAEMON_SRC += daemon/backend_cuda.c
+$(BUILD)/obj/daemon/%.o: CPPFLAGS += -DC2D_CUDA
+DAEMON_LINK := $(NVCC) -arch=$(CUDA_ARCH) -Xcompiler -pthread
+DAEMON_CUDA := $(CUDA_LIB)
+else
+DAEMON_LINK = $(CC) $(CFLAGS) -pthread
+endif
+
+$(DAEMON_BIN): $(call obj,$(DAEMON_SRC)) $(DAEMON_CUDA) $(PROTO_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -luv -lmsgpackc -lmbedcrypto
+	$(DAEMON_LINK) -o $@ $^ -lm -lnng -luv -lmsgpackc -lmbedcrypto
 
 # libchroma2-client carries the codec and the engine's result helpers, so
 # its users link it alone (plus nng and msgpack-c).
@@ -129,6 +141,12 @@ $(BUILD)/obj/tests/runner-cuda.o: tests/runner.c
 $(CUDA_LIB): $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC))
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
+
+# the engine and the GPU runtime in one shared library (static CUDA
+# runtime inside), for the cffi GPU tests (tests/gpu/)
+$(CUDA_SO): $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_SRC)) $(call obj,$(ENGINE_SRC))
+	@mkdir -p $(dir $@)
+	$(NVCC) -arch=$(CUDA_ARCH) -shared -o $@ $^ -lm -Xcompiler -pthread
 
 $(CUDA_TESTS): $(BUILD)/obj/tests/runner-cuda.o $(call obj,tests/test_cuda.c tests/test_queue.c tests/util.c) $(CUDA_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
@@ -208,14 +226,20 @@ test:
 	    "tsan:env TSAN_OPTIONS=halt_on_error=1:exitcode=66 C2T_DAEMON=$(BUILD)/tsan/bin/chroma2d \
 	    C2T_CLIENT=$(BUILD)/tsan/bin/c2-test-client C2T_CTL=$(BUILD)/tsan/bin/chroma2ctl \
 	    $(BUILD)/tsan/bin/c2-tests $(TSAN_TESTS)" \
-	    "python:$(VENV)/bin/pytest -q -p no:cacheprovider pyclient/tests" \
+	    "python:env PYTHONPATH=tests $(VENV)/bin/pytest -q -p no:cacheprovider -p c2summary pyclient/tests" \
 	    "soak:$(VENV)/bin/python tools/soak.py --seconds 45 --sample 2" \
 	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" "install:tests/install-check" \
 	    "valgrind:tests/valgrind-check" \
-	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)")
+	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)" "gpu-python:$(GPU_PYTEST)")
 
-test-gpu: $(CUDA_TESTS)
-	$(CUDA_TESTS)
+# make test-gpu, on a machine with a GPU: the CUDA tests, the whole daemon
+# and client suite against chroma2d --backend cuda, the cffi GPU tests.
+GPU_PYTHON = $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(PYTHON))
+GPU_PYTEST = env PYTHONPATH=tests $(GPU_PYTHON) -m pytest -q -p no:cacheprovider -p c2summary tests/gpu
+test-gpu: $(CUDA_TESTS) $(CUDA_SO) $(TEST_BIN) $(DAEMON_BIN) $(CTL_BIN) $(TEST_CLIENT)
+	@tests/run "cuda:$(CUDA_TESTS)" \
+	    "daemon-on-cuda:env C2T_DAEMON=$(DAEMON_BIN) C2T_DAEMON_ARGS=--backend=cuda $(TEST_BIN) daemon_" \
+	    "gpu-python:$(GPU_PYTEST)"
 
 $(BENCH_GPU): $(call obj,tools/bench_gpu.c tests/util.c) $(CUDA_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)

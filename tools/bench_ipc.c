@@ -6,8 +6,13 @@
  *      decode into engine arrays, reply) against raw NNG ipc moving the same
  *      bytes to a REP socket that only replies;
  *   3. 100-photon events per second from 16 concurrent clients;
- *   4. the time per such event through the daemon against the engine alone.
+ *   4. the time per such event through the daemon against the engine alone;
+ *   5. photons/s of 1000-photon events from 16 clients against photons/s
+ *      of one 10 M-photon event, both through the daemon (the GPU issue's
+ *      "many small events" benchmark; run it with --backend cuda there).
  * Prints a markdown table for doc/benchmarks.md. A benchmark, not a test.
+ *
+ * Usage: bench-ipc [--backend cpu|cuda|auto]   (default: the daemon's, auto)
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -92,6 +97,7 @@ static double raw_round_trip(const char *url, const void *buf, size_t len, int r
 typedef struct small_arg {
     const char *url;
     double until;
+    uint32_t photons, window; /* per event; events each client keeps in flight */
     long done;
 } small_arg;
 
@@ -103,12 +109,13 @@ static void *small_client(void *p)
     if (c2_client_open(a->url, &c, &err)) {
         die("client", err.msg);
     }
-    c2_source src = {{0, 0, 0}, 0, {0, 0, 1}, -1.0f, 420.0f, -1, 100, 0};
-    enum { WINDOW = 4 };
-    c2_future *f[WINDOW] = {0};
+    c2_source src = {{0, 0, 0}, 0, {0, 0, 1}, -1.0f, 420.0f, -1, a->photons, 0};
+    enum { WINDOW_MAX = 64 };
+    const uint32_t window = a->window < WINDOW_MAX ? a->window : WINDOW_MAX;
+    c2_future *f[WINDOW_MAX] = {0};
     uint64_t id = 0;
     while (now_s() < a->until) {
-        for (int k = 0; k < WINDOW; k++) { /* keep WINDOW events in flight */
+        for (uint32_t k = 0; k < window; k++) { /* keep window events in flight */
             if (f[k]) {
                 const c2_event_result *r;
                 c2_future_wait(f[k], 0);
@@ -123,7 +130,7 @@ static void *small_client(void *p)
             }
         }
     }
-    for (int k = 0; k < WINDOW; k++) {
+    for (uint32_t k = 0; k < window; k++) {
         c2_future_wait(f[k], 0);
         c2_future_free(f[k]);
     }
@@ -131,15 +138,74 @@ static void *small_client(void *p)
     return NULL;
 }
 
-int main(void)
+/* photons/s of 16 clients sending events of n photons for 5 s */
+static double small_events(const char *url, uint32_t n, uint32_t window, double *events_per_s)
 {
+    enum { CLIENTS = 16 };
+    small_arg a[CLIENTS];
+    pthread_t th[CLIENTS];
+    double t0 = now_s();
+    for (int i = 0; i < CLIENTS; i++) {
+        a[i] = (small_arg){url, t0 + 5.0, n, window, 0};
+        pthread_create(&th[i], NULL, small_client, &a[i]);
+    }
+    long done = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        done += a[i].done;
+    }
+    *events_per_s = (double)done / (now_s() - t0);
+    return *events_per_s * n;
+}
+
+/* photons/s of one event of n photons from 10,000 point sources, best of 3 */
+static double large_event(c2_client *c, uint32_t n)
+{
+    enum { NSRC = 10000 };
+    c2_source *src = calloc(NSRC, sizeof *src);
+    c2_photon *pos = c2t_ball_photons(NSRC, 5000.0f);
+    for (uint32_t i = 0; i < NSRC; i++) {
+        src[i] = (c2_source){{pos[i].pos[0], pos[i].pos[1], pos[i].pos[2]}, 0, {0, 0, 1}, -1.0f, 400.0f, -1,
+                             n / NSRC + (i < n % NSRC), 0};
+    }
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        c2_event ev = {.id = (uint64_t)rep, .seed = 1, .sources = src, .nsources = NSRC,
+                       .want = C2_RETURN_HITS | C2_RETURN_CHANNELS};
+        c2_future *f;
+        const c2_event_result *r;
+        c2_error err = {0};
+        double t0 = now_s();
+        if (c2_client_submit(c, &ev, NULL, &f, &err) || c2_future_wait(f, 600000) ||
+            c2_future_result(f, &r, &err)) {
+            die("large event", err.msg);
+        }
+        double t = now_s() - t0;
+        best = t < best ? t : best;
+        c2_future_free(f);
+    }
+    free(pos);
+    free(src);
+    return n / best;
+}
+
+int main(int argc, char **argv)
+{
+    const char *backend = "auto";
+    if (argc == 3 && !strcmp(argv[1], "--backend")) {
+        backend = argv[2];
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: bench-ipc [--backend cpu|cuda|auto]\n");
+        return 2;
+    }
     char path[64], url[80], raw_url[80];
     snprintf(path, sizeof path, "/tmp/c2-bench-%d.sock", (int)getpid());
     snprintf(url, sizeof url, "ipc://%s", path);
     snprintf(raw_url, sizeof raw_url, "ipc:///tmp/c2-bench-raw-%d.sock", (int)getpid());
     pid_t daemon = fork();
     if (daemon == 0) {
-        execl("build/bin/chroma2d", "chroma2d", "--listen", url, "--log-level", "warn", (char *)NULL);
+        execl("build/bin/chroma2d", "chroma2d", "--listen", url, "--log-level", "warn", "--backend", backend,
+              (char *)NULL);
         _exit(127);
     }
     c2_client *c;
@@ -228,19 +294,33 @@ int main(void)
 
     /* 3. 100-photon events from 16 clients for 5 s */
     enum { CLIENTS = 16 };
-    small_arg a[CLIENTS];
-    pthread_t th[CLIENTS];
-    double t0 = now_s();
-    for (int i = 0; i < CLIENTS; i++) {
-        a[i] = (small_arg){url, t0 + 5.0, 0};
-        pthread_create(&th[i], NULL, small_client, &a[i]);
+    double small_rate = 0, kilo_rate = 0;
+    small_events(url, 100, 4, &small_rate);
+    /* 5. 1000-photon events from 16 clients, 16 in flight each; one large event */
+    double kilo_photons = small_events(url, 1000, 16, &kilo_rate);
+    double large_photons = large_event(c, 10000000u);
+    char hello_backend[64] = "";
+    {
+        c2_reply *hr;
+        if (c2_client_call(c, "status", NULL, 0, 0, 5000, &hr, &err) == 0) {
+            size_t len;
+            const void *data = c2_reply_data(hr, &len);
+            c2p_msg m;
+            c2p_err perr;
+            if (c2p_parse_reply(&m, data, len, &perr) == 0) {
+                const msgpack_object *root = m.root;
+                for (uint32_t i = 0; root && root->type == MSGPACK_OBJECT_MAP && i < root->via.map.size; i++) {
+                    const msgpack_object *k = &root->via.map.ptr[i].key, *v = &root->via.map.ptr[i].val;
+                    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 7 && !memcmp(k->via.str.ptr, "backend", 7) &&
+                        v->type == MSGPACK_OBJECT_STR && v->via.str.size < sizeof hello_backend) {
+                        memcpy(hello_backend, v->via.str.ptr, v->via.str.size);
+                    }
+                }
+                c2p_msg_free(&m);
+            }
+            c2_reply_free(hr);
+        }
     }
-    long done = 0;
-    for (int i = 0; i < CLIENTS; i++) {
-        pthread_join(th[i], NULL);
-        done += a[i].done;
-    }
-    double small_rate = (double)done / (now_s() - t0);
 
     /* 4. the engine alone on 100-photon events, batched as the daemon does */
     c2_detector_params p;
@@ -253,7 +333,7 @@ int main(void)
     for (int i = 0; i < NSMALL; i++) {
         evs[i] = (c2_event){.id = (uint64_t)i, .seed = 1, .sources = &src, .nsources = 1, .want = C2_RETURN_HITS};
     }
-    t0 = now_s();
+    double t0 = now_s();
     c2_engine_run(g, evs, NSMALL, res, 0, &err);
     double engine_per_event = (now_s() - t0) / NSMALL;
     for (int i = 0; i < NSMALL; i++) {
@@ -275,6 +355,11 @@ int main(void)
     printf("| time per 100-photon event: through chroma2d / engine alone | %.1f us / %.1f us |\n",
            1e6 / small_rate, 1e6 * engine_per_event);
     printf("| overhead per event over the engine alone | %.1f us |\n", 1e6 / small_rate - 1e6 * engine_per_event);
+    printf("| backend | %s |\n", hello_backend);
+    printf("| 1000-photon events, %d clients x 16 in flight: events/s, photons/s | %.0f, %.3g |\n", CLIENTS,
+           kilo_rate, kilo_photons);
+    printf("| one 10 M-photon event (10,000 sources), hits returned: photons/s | %.3g |\n", large_photons);
+    printf("| many small events / one large event | %.0f%% |\n", 100.0 * kilo_photons / large_photons);
 
     c2_client_close(c);
     kill(daemon, SIGTERM);

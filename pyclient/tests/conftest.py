@@ -12,7 +12,9 @@ PMTS = 300  # the built-in detector's PMTs, in the daemon and the reference alik
 
 @pytest.fixture(scope="session")
 def daemon():
-    d = chroma2.Daemon(backend=os.environ.get("CHROMA2_TEST_BACKEND", "auto"), detector_pmts=PMTS, threads=2)
+    # cpu by default: results are compared bit for bit with the in-process
+    # CPU engine (the GPU's agreement is tested in tests/gpu and the C suite)
+    d = chroma2.Daemon(backend=os.environ.get("CHROMA2_TEST_BACKEND", "cpu"), detector_pmts=PMTS, threads=2)
     yield d
     assert d.stop() == 0, d.log_tail()
 
@@ -31,12 +33,3 @@ def engine():
 def point(n, seed=1, event_id=0, pos=(0.0, 0.0, 0.0), **kw):
     """An event of one isotropic point source at 420 nm."""
     return chroma2.EventDescriptor(sources=[chroma2.Source(pos, n)], seed=seed, event_id=event_id, **kw)
-
-
-def pytest_terminal_summary(terminalreporter):
-    """The summary line tests/run folds with the C suites'."""
-    st = terminalreporter.stats
-    n = {k: len([r for r in st.get(k, []) if getattr(r, "when", "call") in ("call", "setup")])
-         for k in ("passed", "failed", "error", "skipped")}
-    terminalreporter.write_line(f"tests: {n['passed']} passed, {n['failed'] + n['error']} failed, "
-                                f"{n['skipped']} skipped")
