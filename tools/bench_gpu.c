@@ -93,12 +93,12 @@ static int bench_physics(const c2_geometry *g, const c2c_geometry *dg, const uin
     c2_source *src = malloc(BENCH_SOURCES * sizeof *src);
     enum { WAYS = 3 };
     c2c_runtime *rt[WAYS] = {NULL, NULL, NULL};
-    static const char *names[WAYS] = {"GPU runtime, persistent (16 warps/SM)", "GPU runtime, persistent (all warps that fit)",
-                                      "GPU runtime, wavefront mode"};
+    static const char *names[WAYS] = {"GPU runtime, persistent (all warps that fit: the default)",
+                                      "GPU runtime, persistent (16 warps/SM)", "GPU runtime, wavefront mode"};
     for (int w = 0; w < WAYS; w++) {
         c2c_runtime_params rp;
         memset(&rp, 0, sizeof rp);
-        rp.warps_per_sm = w == 1 ? 64 : 0;
+        rp.warps_per_sm = w == 1 ? 16 : 0;
         rp.wavefront = w == 2;
         if (!src || !(rt[w] = c2c_runtime_new(&rp, &err))) {
             fprintf(stderr, "bench-gpu: %s\n", src ? err.msg : "out of memory");

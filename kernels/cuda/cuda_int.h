@@ -53,7 +53,8 @@ typedef struct c2c_runtime_params {
      * window while the host drains the one before. */
     uint64_t pool_bytes;
     uint64_t window;       /* photons per window (0: from pool_bytes); tests force small ones */
-    uint32_t warps_per_sm; /* resident warps of the persistent kernel (0: 16) */
+    uint32_t warps_per_sm; /* resident warps of the persistent kernel (0: as many as fit, 24 on
+                              an H200: 1.2-1.3x the photons/s of 16, benchmarks table 2) */
     int wavefront;         /* one step per launch instead (the benchmark's baseline) */
     double watchdog_s;     /* no window finished for this long: abort the kernel (0: 300 s) */
     /* Tests of failure handling only: run number fault_run (1 = the first)

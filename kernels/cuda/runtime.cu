@@ -450,16 +450,20 @@ static size_t rt_slot_bytes(int ends)
     return 2 * (sizeof(c2_hit) + sizeof(uint32_t) + (ends ? sizeof(c2_photon) : 0));
 }
 
-/* Doubles an event's hit array. */
-static int rt_grow_hits(c2_event_result *r, uint32_t *cap)
+/* Makes room for n more hits in an event's result (at least doubling). */
+static int rt_reserve_hits(c2_event_result *r, uint32_t *cap, uint32_t n)
 {
-    uint32_t c = *cap ? (*cap > UINT32_MAX / 2 ? UINT32_MAX : 2 * *cap) : 256;
+    if (r->nhits + (uint64_t)n <= *cap) {
+        return 0;
+    }
+    uint64_t c = 2ull * *cap > r->nhits + (uint64_t)n ? 2ull * *cap : r->nhits + (uint64_t)n;
+    c = c < UINT32_MAX ? c : UINT32_MAX;
     c2_hit *a = (c2_hit *)realloc(r->hits, (size_t)c * sizeof *a);
     if (!a) {
         return -1;
     }
     r->hits = a;
-    *cap = c;
+    *cap = (uint32_t)c;
     return 0;
 }
 
@@ -538,10 +542,14 @@ static int rt_drain(rt_run *x, unsigned long long k, c2_error *err)
                 e++;
             }
             c2_event_result *r = &x->res[e];
-            for (; i < nh && lo_t + hk[order[i]] < x->first[e + 1]; i++) {
-                if (r->nhits == x->hit_cap[e] && rt_grow_hits(r, &x->hit_cap[e])) {
-                    return c2i_fail(err, C2_ENOMEM, "cuda runtime: out of host memory for hits");
-                }
+            uint32_t j = i;
+            while (j < nh && lo_t + hk[order[j]] < x->first[e + 1]) {
+                j++;
+            }
+            if (rt_reserve_hits(r, &x->hit_cap[e], j - i)) {
+                return c2i_fail(err, C2_ENOMEM, "cuda runtime: out of host memory for hits");
+            }
+            for (; i < j; i++) {
                 r->hits[r->nhits++] = hh[order[i]];
             }
         }
@@ -780,7 +788,7 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
                 goto out;
             }
         } else if (b.total) {
-            uint32_t per_sm = rt->params.warps_per_sm ? rt->params.warps_per_sm : 16;
+            uint32_t per_sm = rt->params.warps_per_sm ? rt->params.warps_per_sm : 64; /* as many as fit */
             uint32_t blocks_per_sm = (per_sm + RT_BLOCK / 32 - 1) / (RT_BLOCK / 32);
             blocks_per_sm = blocks_per_sm < (uint32_t)rt->per_sm ? blocks_per_sm : (uint32_t)rt->per_sm;
             uint32_t blocks = blocks_per_sm * (uint32_t)rt->sms;

@@ -3,6 +3,7 @@ the CPU engine and the GPU on the same events and seeds. The declarations
 come from the C headers through the preprocessor; numpy reads the results.
 Skips, saying why, where no CUDA device is usable (CI)."""
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -16,11 +17,15 @@ LIB = os.environ.get("C2T_CUDA_LIB", os.path.join(ROOT, "build", "lib", "libchro
 
 def _ffi():
     here = os.path.join(ROOT, "tests", "gpu")
-    decls = subprocess.run([os.environ.get("CC", "cc"), "-E", "-P", "-nostdinc", "-I", os.path.join(here, "stub"),
-                            "-I", os.path.join(ROOT, "kernels", "include"), os.path.join(here, "api.h")],
-                           check=True, capture_output=True, text=True).stdout
+    cpp = [os.environ.get("CC", "cc"), "-E", "-nostdinc", "-I", os.path.join(here, "stub"),
+           "-I", os.path.join(ROOT, "kernels", "include"), os.path.join(here, "api.h")]
+    decls = subprocess.run(cpp[:2] + ["-P"] + cpp[2:], check=True, capture_output=True, text=True).stdout
+    # the integer #defines (flag bits, limits) as cffi constants
+    macros = subprocess.run(cpp[:2] + ["-dM"] + cpp[2:], check=True, capture_output=True, text=True).stdout
+    consts = [f"#define {m[1]} {m[2]}" for m in re.finditer(r"^#define (C2_\w+) \(?(0x[0-9a-fA-F]+|\d+)u?\)?$",
+                                                             macros, re.M)]
     ffi = cffi.FFI()
-    ffi.cdef(decls)
+    ffi.cdef(decls + "\n" + "\n".join(consts))
     if not os.path.exists(LIB):
         pytest.skip(f"{LIB} not built (make builds it where nvcc is found)", allow_module_level=True)
     return ffi, ffi.dlopen(LIB)
