@@ -8,6 +8,7 @@ import os
 import resource
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -116,3 +117,56 @@ def test_a_thousand_connections(hostile_daemon):
           f"{during / 2**20:.1f} with them, {after / 2**20:.1f} after")
     assert during < before + 256 * 2**20, "a thousand idle connections cost more than 256 MiB"
     assert after < before + 64 * 2**20, "memory did not come back after the connections closed"
+
+
+def test_connections_beyond_the_open_files_limit(tmp_path):
+    """A daemon allowed 128 open files, 400 connections: those it cannot
+    accept wait or fail, the daemon neither exits nor spins, clients are
+    served again once the crowd is gone, and an event then runs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if min(hard, 4096) < 1000:
+        pytest.skip(f"open files limit {hard} < 1000")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    path = str(tmp_path / "fd.sock")
+    url = "ipc://" + path
+    log = open(tmp_path / "chroma2d.log", "w")
+    proc = subprocess.Popen([chroma2.daemon.find_chroma2d(), "--listen", url, "--backend", "cpu", "--threads", "1",
+                             "--detector-pmts", str(PMTS), "--log-level", "warn"], stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)))
+    try:
+        served(url, within=60)
+        conns, refused = [], 0
+        for i in range(400):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(0.2)
+            try:
+                s.connect(path)
+                s.sendall(SP_REQ)
+                conns.append(s)
+            except OSError:
+                refused += 1
+                s.close()
+        time.sleep(2.0)
+        cpu0 = _cpu_seconds(proc.pid)
+        time.sleep(2.0)
+        busy = _cpu_seconds(proc.pid) - cpu0
+        assert proc.poll() is None, "the daemon exited when it ran out of descriptors"
+        for s in conns:
+            s.close()
+        t = served(url, within=30)
+        with chroma2.Session(url) as ses:
+            assert ses.submit(point(1000)).result(60).counters["photons"] == 1000
+        print(f"\n  400 connections against a limit of 128 open files: {len(conns)} connected, {refused} refused or "
+              f"timed out; daemon CPU {busy:.2f} s over 2 s while full; a client served {t:.2f} s after they left")
+        assert busy < 1.0, "the daemon spins while it cannot accept"
+    finally:
+        proc.terminate()
+        assert proc.wait(60) == 0
+        log.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
