@@ -4,7 +4,10 @@
  * Geometries are uploaded on first use and kept while loaded: the
  * scheduler calls forget when it frees one (never while one of its events
  * runs). Everything here runs on the backend thread except forget, which
- * any thread may call: the cache is under a mutex.
+ * any thread may call: the cache is under a mutex, and forget only moves
+ * the device copy to a list the backend thread frees before its next batch
+ * (cudaFree waits for a running kernel: called beside one, it would hold
+ * the caller until the batch ends, and the batch's own copies behind it).
  *
  * A runtime that broke (a sticky CUDA error, a kernel that had to be
  * aborted) stays broken: broken() says why and the daemon exits non-zero so
@@ -28,8 +31,24 @@ typedef struct cuda_backend {
         c2c_geometry *dg;
         uint64_t used; /* run counter at last use */
     } cache[CUDA_CACHE];
+    c2c_geometry *doomed[CUDA_CACHE]; /* forgotten, freed by the backend thread */
+    uint32_t ndoomed;
     uint64_t runs;
 } cuda_backend;
+
+/* Frees what forget set aside: on the backend thread, between batches. */
+static void cuda_free_doomed(cuda_backend *cb)
+{
+    pthread_mutex_lock(&cb->mu);
+    c2c_geometry *d[CUDA_CACHE];
+    uint32_t n = cb->ndoomed;
+    memcpy(d, cb->doomed, n * sizeof *d);
+    cb->ndoomed = 0;
+    pthread_mutex_unlock(&cb->mu);
+    for (uint32_t i = 0; i < n; i++) {
+        c2c_geometry_free(d[i]);
+    }
+}
 
 /* The device copy of g, uploaded now if needed; the least recently used
  * copy makes room when the cache is full. */
@@ -71,6 +90,7 @@ static int cuda_run(c2d_backend *b, const c2_geometry *g, const c2_event *ev, ui
                     c2_error *err)
 {
     cuda_backend *cb = b->impl;
+    cuda_free_doomed(cb);
     c2c_geometry *dg = cuda_geometry(cb, g, err);
     return dg ? c2c_runtime_run(cb->rt, dg, ev, n, res, NULL, err) : (err && err->code ? err->code : C2_EIO);
 }
@@ -81,7 +101,7 @@ static void cuda_forget(c2d_backend *b, const c2_geometry *g)
     pthread_mutex_lock(&cb->mu);
     for (int i = 0; i < CUDA_CACHE; i++) {
         if (cb->cache[i].g == g) {
-            c2c_geometry_free(cb->cache[i].dg);
+            cb->doomed[cb->ndoomed++] = cb->cache[i].dg; /* at most one slot per g; room for every slot */
             memset(&cb->cache[i], 0, sizeof cb->cache[i]);
         }
     }
@@ -96,8 +116,11 @@ static const char *cuda_broken(c2d_backend *b)
 static void cuda_free(c2d_backend *b)
 {
     cuda_backend *cb = b->impl;
-    for (int i = 0; i < CUDA_CACHE; i++) {
-        c2c_geometry_free(cb->cache[i].dg);
+    if (!c2c_runtime_broken(cb->rt)) { /* else CUDA calls may wait for ever: leave it to the exit */
+        cuda_free_doomed(cb);
+        for (int i = 0; i < CUDA_CACHE; i++) {
+            c2c_geometry_free(cb->cache[i].dg);
+        }
     }
     c2c_runtime_free(cb->rt);
     pthread_mutex_destroy(&cb->mu);

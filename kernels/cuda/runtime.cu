@@ -281,13 +281,17 @@ __global__ void __launch_bounds__(RT_BLOCK) rt_wave_step(rt_dev d, const c2_phot
         e = p.event;
         t = d.first[e] + p.id;
         const c2k_event &ev = d.events[e];
-        c2k_rng r = c2k_photon_rng(ev.seed, ev.id, &p);
-        c2k_status st = c2k_step(&d.g, &p, &r, ev.max_steps);
-        p.draws = r.draws;
-        if (st == C2K_SPAWN) {
-            atomicAdd(&d.stat[e].reemit, 1u);
+        if (rt_load(&d.cancel[e])) {
+            fin = true; /* cancelled: finished where it is */
+        } else {
+            c2k_rng r = c2k_photon_rng(ev.seed, ev.id, &p);
+            c2k_status st = c2k_step(&d.g, &p, &r, ev.max_steps);
+            p.draws = r.draws;
+            if (st == C2K_SPAWN) {
+                atomicAdd(&d.stat[e].reemit, 1u);
+            }
+            fin = st == C2K_DONE;
         }
-        fin = st == C2K_DONE;
     }
     rt_finish(d, fin, p, e, t);
     bool keep = live && !fin;
@@ -418,6 +422,10 @@ extern "C" void c2c_runtime_free(c2c_runtime *rt)
     if (!rt) {
         return;
     }
+    if (rt->broken[0]) { /* CUDA calls may wait for ever on a kernel that did not stop: the process exits anyway */
+        free(rt);
+        return;
+    }
     for (int i = 0; i < RT_D_N; i++) {
         cudaFree(rt->dev[i].p);
     }
@@ -477,6 +485,7 @@ struct rt_run {
     int *cancelled;
     const uint64_t *first; /* host copy */
     rt_dev d;
+    unsigned long long *posted; /* host view of d.win_posted */
     int any_ends;
     double host_seconds; /* in drains and results */
 };
@@ -576,7 +585,7 @@ static int rt_wait_window(rt_run *x, unsigned long long k, c2_error *err)
     c2c_runtime *rt = x->rt;
     const double watchdog = rt->params.watchdog_s > 0 ? rt->params.watchdog_s : 300.0;
     const double t_end = c2c_now() + watchdog;
-    cuda::atomic_ref<unsigned long long, cuda::thread_scope_system> posted(x->d.win_posted[k & 1u]);
+    cuda::atomic_ref<unsigned long long, cuda::thread_scope_system> posted(x->posted[k & 1u]);
     for (unsigned spins = 0;; spins++) {
         if (posted.load(cuda::memory_order_acquire) == k + 1) {
             return 0;
@@ -672,7 +681,9 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
     x.events = events;
     x.n = n;
     x.res = results;
-    memset(results, 0, n * sizeof *results);
+    if (n) {
+        memset(results, 0, n * sizeof *results);
+    }
     x.hit_cap = (uint32_t *)calloc(n ? n : 1, sizeof *x.hit_cap);
     x.cancelled = (int *)calloc(n ? n : 1, sizeof *x.cancelled);
     if (!x.hit_cap || !x.cancelled) {
@@ -687,6 +698,11 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
         const size_t per = rt_slot_bytes(x.any_ends);
         uint64_t W = rt->params.window ? rt->params.window : rt->pool_bytes / per;
         if (rt->params.wavefront) {
+            if (b.total > (1ull << 31)) {
+                rc = c2i_fail(err, C2_ELIMIT, "cuda runtime: wavefront mode runs batches of at most 2^31 photons, "
+                                              "not %llu", (unsigned long long)b.total);
+                goto out;
+            }
             W = b.total; /* the baseline runs the batch in one piece */
         }
         W = W < b.total ? W : b.total;
@@ -753,6 +769,7 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
         void *dmapped = NULL;
         C2C_CHECK(cudaHostGetDevicePointer(&dmapped, mapped, 0), "mapping host memory");
         x.d.win_posted = (unsigned long long *)dmapped;
+        x.posted = (unsigned long long *)mapped;
         x.d.completed = (uint32_t *)((char *)dmapped + 2 * sizeof(unsigned long long));
         for (uint32_t e = 0; e < n; e++) {
             if ((events[e].want & C2_RETURN_PHOTONS) && x.first[e + 1] > x.first[e] &&
@@ -794,8 +811,16 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
             uint32_t blocks = blocks_per_sm * (uint32_t)rt->sms;
             warps = blocks * (RT_BLOCK / 32);
             void *args[] = {&x.d};
-            C2C_CHECK(cudaLaunchCooperativeKernel((void *)rt_persistent, blocks, RT_BLOCK, args, 0, rt->ks),
-                      "launching the persistent kernel");
+            /* cooperative: all blocks resident at once, as sized. The kernel
+             * does not need it (a block not yet running holds no tickets), so
+             * where other work holds SMs (MPS) an ordinary launch serves */
+            cudaError_t le = cudaLaunchCooperativeKernel((void *)rt_persistent, blocks, RT_BLOCK, args, 0, rt->ks);
+            if (le == cudaErrorCooperativeLaunchTooLarge) {
+                cudaGetLastError(); /* not sticky */
+                rt_persistent<<<blocks, RT_BLOCK, 0, rt->ks>>>(x.d);
+                le = cudaGetLastError();
+            }
+            C2C_CHECK(le, "launching the persistent kernel");
         }
         C2C_CHECK(cudaEventRecord(rt->k1, rt->ks), "timing");
         for (unsigned long long k = 0; k < nwin; k++) {
