@@ -230,16 +230,16 @@ test:
 	    "soak:$(VENV)/bin/python tools/soak.py --seconds 45 --sample 2" \
 	    "fuzz:tests/fuzz-smoke $(FUZZ_PROTO) tests/corpus/proto 20" "install:tests/install-check" \
 	    "valgrind:tests/valgrind-check" \
-	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)" "gpu-python:$(GPU_PYTEST)")
+	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)" "gpu-python:$(call gpu_pytest,$(VENV)/bin/python)")
 
 # make test-gpu, on a machine with a GPU: the CUDA tests, the whole daemon
 # and client suite against chroma2d --backend cuda, the cffi GPU tests.
-GPU_PYTHON = $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(PYTHON))
-GPU_PYTEST = env PYTHONPATH=tests $(GPU_PYTHON) -m pytest -q -p no:cacheprovider -p c2summary tests/gpu
+# (the cffi GPU tests with python $(1); test-gpu takes the venv's when there is one)
+gpu_pytest = env PYTHONPATH=tests $(1) -m pytest -q -p no:cacheprovider -p c2summary tests/gpu
 test-gpu: $(CUDA_TESTS) $(CUDA_SO) $(TEST_BIN) $(DAEMON_BIN) $(CTL_BIN) $(TEST_CLIENT)
 	@tests/run "cuda:$(CUDA_TESTS)" \
 	    "daemon-on-cuda:env C2T_DAEMON=$(DAEMON_BIN) C2T_DAEMON_ARGS=--backend=cuda $(TEST_BIN) daemon_" \
-	    "gpu-python:$(GPU_PYTEST)"
+	    "gpu-python:$(call gpu_pytest,$(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(PYTHON)))"
 
 $(BENCH_GPU): $(call obj,tools/bench_gpu.c tests/util.c) $(CUDA_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
