@@ -138,6 +138,43 @@ static void *small_client(void *p)
     return NULL;
 }
 
+/* A top-level value of a reply to a request of this type: a number, or
+ * a string copied into str. */
+static double reply_value(c2_client *c, const char *type, const char *key, char *str, size_t len)
+{
+    c2_reply *r;
+    c2_error err = {0};
+    double v = -1;
+    if (c2_client_call(c, type, NULL, 0, 0, 5000, &r, &err) != 0) {
+        die(type, err.msg);
+    }
+    size_t n;
+    const void *data = c2_reply_data(r, &n);
+    c2p_msg m;
+    c2p_err perr;
+    if (c2p_parse_reply(&m, data, n, &perr) == 0) {
+        const msgpack_object *root = m.root;
+        for (uint32_t i = 0; root && root->type == MSGPACK_OBJECT_MAP && i < root->via.map.size; i++) {
+            const msgpack_object *k = &root->via.map.ptr[i].key, *o = &root->via.map.ptr[i].val;
+            if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != strlen(key) ||
+                memcmp(k->via.str.ptr, key, k->via.str.size) != 0) {
+                continue;
+            }
+            if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) {
+                v = o->via.f64;
+            } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                v = (double)o->via.u64;
+            } else if (o->type == MSGPACK_OBJECT_STR && str && o->via.str.size < len) {
+                memcpy(str, o->via.str.ptr, o->via.str.size);
+                str[o->via.str.size] = 0;
+            }
+        }
+        c2p_msg_free(&m);
+    }
+    c2_reply_free(r);
+    return v;
+}
+
 /* photons/s of 16 clients sending events of n photons for 5 s */
 static double small_events(const char *url, uint32_t n, uint32_t window, double *events_per_s)
 {
@@ -298,30 +335,10 @@ int main(int argc, char **argv)
     small_events(url, 100, 4, &small_rate);
     /* 5. 1000-photon events from 16 clients, 16 in flight each; one large event */
     double kilo_photons = small_events(url, 1000, 16, &kilo_rate);
+    double kilo_busy = reply_value(c, "stats", "backend_busy", NULL, 0); /* the last stats interval's */
     double large_photons = large_event(c, 10000000u);
     char hello_backend[64] = "";
-    {
-        c2_reply *hr;
-        if (c2_client_call(c, "status", NULL, 0, 0, 5000, &hr, &err) == 0) {
-            size_t len;
-            const void *data = c2_reply_data(hr, &len);
-            c2p_msg m;
-            c2p_err perr;
-            if (c2p_parse_reply(&m, data, len, &perr) == 0) {
-                const msgpack_object *root = m.root;
-                for (uint32_t i = 0; root && root->type == MSGPACK_OBJECT_MAP && i < root->via.map.size; i++) {
-                    const msgpack_object *k = &root->via.map.ptr[i].key, *v = &root->via.map.ptr[i].val;
-                    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 7 && !memcmp(k->via.str.ptr, "backend", 7) &&
-                        v->type == MSGPACK_OBJECT_STR && v->via.str.size < sizeof hello_backend) {
-                        memcpy(hello_backend, v->via.str.ptr, v->via.str.size);
-                    }
-                }
-                c2p_msg_free(&m);
-            }
-            c2_reply_free(hr);
-        }
-    }
-
+    reply_value(c, "status", "backend", hello_backend, sizeof hello_backend);
     /* 4. the engine alone on 100-photon events, batched as the daemon does */
     c2_detector_params p;
     c2_detector_params_default(&p);
@@ -358,6 +375,7 @@ int main(int argc, char **argv)
     printf("| backend | %s |\n", hello_backend);
     printf("| 1000-photon events, %d clients x 16 in flight: events/s, photons/s | %.0f, %.3g |\n", CLIENTS,
            kilo_rate, kilo_photons);
+    printf("| backend busy while they ran (the daemon's last stats interval) | %.0f%% |\n", 100.0 * kilo_busy);
     printf("| one 10 M-photon event (10,000 sources), hits returned: photons/s | %.3g |\n", large_photons);
     printf("| many small events / one large event | %.0f%% |\n", 100.0 * kilo_photons / large_photons);
 
