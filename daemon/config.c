@@ -48,6 +48,8 @@ static const cfg_opt cfg_table[] = {
     {"batch-photons", CFG_UINT, 1, 1ull << 40, CFG_AT(batch_photons), "1000000",
      "merge queued events into batches of about N photons"},
     {"pool-mb", CFG_MIB, 1, 1u << 24, CFG_AT(pool_bytes), "4096", "memory accepted events may hold"},
+    {"max-per-client-mb", CFG_MIB, 1, 1u << 24, CFG_AT(max_client_bytes), "1024",
+     "of that, held by one connection's events (its first event may take more, up to pool-mb)"},
     {"gpu-pool-mb", CFG_MIB, 0, 1u << 24, CFG_AT(gpu_pool_bytes), "0",
      "GPU memory for photons in flight; 0: a quarter of the free memory, at most 4096"},
     {"socket-mode", CFG_OCTAL, 0, 0777, CFG_AT(socket_mode), "0660", "permissions of ipc sockets"},

@@ -47,6 +47,7 @@ typedef struct c2d_config {
     uint64_t max_photons;       /* per event */
     uint64_t batch_photons;     /* a batch grows until it holds this many */
     uint64_t pool_bytes;        /* memory all accepted events may hold */
+    uint64_t max_client_bytes;  /* of it, one connection's events (beyond their first) */
     uint64_t gpu_pool_bytes;    /* cuda backend: device pool (0: from free memory) */
     uint32_t socket_mode;       /* ipc socket permissions */
     double drain_timeout_s;

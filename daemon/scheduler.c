@@ -214,11 +214,14 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     }
     pthread_mutex_lock(&s->mu);
     uint32_t mine = 0;
+    uint64_t mine_bytes = 0;
     for (uint32_t i = 0; i < s->nheap; i++) {
         mine += s->heap[i]->pipe == pipe;
+        mine_bytes += s->heap[i]->pipe == pipe ? s->heap[i]->bytes : 0;
     }
     for (uint32_t i = 0; i < s->nrunning; i++) {
         mine += s->running[i]->pipe == pipe;
+        mine_bytes += s->running[i]->pipe == pipe ? s->running[i]->bytes : 0;
     }
     if (s->broken[0]) {
         rc = c2i_fail(err, C2P_BACKEND, "backend %s failed (%.150s); chroma2d is exiting to be restarted",
@@ -231,6 +234,10 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     } else if (mine >= s->cfg->max_per_client) {
         rc = c2i_fail(err, C2P_BUSY, "this connection has %u events in flight (limit %u)", mine,
                       s->cfg->max_per_client);
+    } else if (mine && mine_bytes + bytes > s->cfg->max_client_bytes) {
+        /* one connection may not take the whole pool; its first event always fits the pool test below */
+        rc = c2i_fail(err, C2P_BUSY, "this connection holds %llu bytes of events in flight (limit %llu)",
+                      (unsigned long long)mine_bytes, (unsigned long long)s->cfg->max_client_bytes);
     } else if (s->pool_bytes + bytes > s->cfg->pool_bytes) {
         rc = bytes > s->cfg->pool_bytes
                  ? c2i_fail(err, C2P_TOO_LARGE, "event needs %llu bytes, more than the pool's %llu",

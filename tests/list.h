@@ -39,6 +39,7 @@
     X(daemon_results_match_engine)    \
     X(daemon_cancel_and_deadline)     \
     X(daemon_busy_when_full)          \
+    X(daemon_client_byte_limit)       \
     X(daemon_hostile_messages)        \
     X(daemon_raw_connect_close)       \
     X(daemon_sigterm_drain)           \

@@ -1062,3 +1062,41 @@ TEST(daemon_backend_failure)
     printf("  chroma2d exited with status %d\n", st);
     CHECK(st == 1, "daemon did not exit 1 after the backend failed (see %s)", d.log);
 }
+
+/* max-per-client-mb: one connection's events may not hold more than this
+ * (its first always may, up to pool-mb); another connection is served. */
+TEST(daemon_client_byte_limit)
+{
+    daemon_proc d;
+    const char *const args[] = {"--threads", "1", "--batch-photons", "1", "--max-per-client-mb", "1", NULL};
+    daemon_start(&d, args);
+    c2_client *a = connect_to(&d), *b = connect_to(&d);
+    c2_source src = point_source(200000); /* end states asked for: 16 MB held per event */
+    c2_event ev = c2t_event(1, 1, NULL, 0, &src, 1, C2_RETURN_PHOTONS);
+    c2_future *f[4], *g;
+    c2_error err = {0};
+    for (int i = 0; i < 4; i++) {
+        ev.id = (uint64_t)i;
+        CHECK(c2_client_submit(a, &ev, NULL, &f[i], &err) == 0, "%s", err.msg);
+    }
+    ev.id = 9;
+    CHECK(c2_client_submit(b, &ev, NULL, &g, &err) == 0, "%s", err.msg);
+    int busy = 0, done = 0;
+    for (int i = 0; i < 4; i++) {
+        int rc = outcome(f[i], &err);
+        if (rc == C2_REMOTE_BUSY && !busy++) {
+            printf("  -> BUSY: %s\n", err.msg);
+            CHECK(strstr(err.msg, "bytes of events in flight"), "BUSY for another reason: %s", err.msg);
+        }
+        done += rc == 0;
+        c2_future_free(f[i]);
+    }
+    CHECK(outcome(g, &err) == 0, "the other connection was not served: %s", err.msg);
+    c2_future_free(g);
+    printf("  4 events of 16 MB from one connection with a 1 MiB limit: %d done, %d BUSY; another connection "
+           "served\n", done, busy);
+    CHECK(done >= 1 && busy >= 1 && done + busy == 4, "the per-connection byte limit did not hold");
+    c2_client_close(a);
+    c2_client_close(b);
+    CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+}
