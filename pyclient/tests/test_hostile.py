@@ -177,12 +177,15 @@ def test_sustained_attack(hostile_daemon):
     announced at 1 MiB and dropped, connect-and-close) for
     $C2T_ATTACK_SECONDS (20 by default), a real event between rounds: every
     event is served and resident memory levels off (the last third of the
-    run peaks no higher than the middle third, plus 16 MiB)."""
+    run peaks no higher than the middle third, plus 16 MiB). Connect-and-
+    close stops NNG 1.5.2's listener (#1518); the daemon re-creates it,
+    dropping its connections, and a request in flight then is lost
+    (ConnectionLost) and sent again, as a client of ours must."""
     d, path = hostile_daemon
     seconds = float(os.environ.get("C2T_ATTACK_SECONDS", "20"))
     payloads = [SP_REQ[:4], SP_REQ + b"\xff" * 64, SP_REQ + b"\x01" + struct.pack(">Q", 1 << 20) + b"\x80\x00",
                 b"", SP_REQ + os.urandom(512)]
-    samples, rounds, conns = [], 0, 0
+    samples, rounds, conns, lost = [], 0, 0, 0
     t0 = time.monotonic()
     with chroma2.Session(d.url, timeout=30) as ses:
         while time.monotonic() - t0 < seconds:
@@ -197,14 +200,22 @@ def test_sustained_attack(hostile_daemon):
             conns += len(held)
             for s in held:
                 s.close()
-            assert ses.submit(point(500, event_id=rounds)).result(60).counters["photons"] == 500
+            for attempt in range(5):  # a request in flight when the listener is re-created is lost (#1518)
+                try:
+                    assert ses.submit(point(500, event_id=rounds)).result(60).counters["photons"] == 500
+                    break
+                except chroma2.ConnectionLost:
+                    lost += 1
+            else:
+                raise AssertionError("an event was lost five times in a row")
             rounds += 1
             if not samples or time.monotonic() - samples[-1][0] >= 1.0:
                 samples.append((time.monotonic(), rss(d.proc.pid)))
     third = max(1, len(samples) // 3)
     middle = max(r for _, r in samples[third:2 * third] or samples)
     last = max(r for _, r in samples[-third:])
-    print(f"\n  {seconds:.0f} s of attack: {rounds} rounds, {conns} hostile connections, {rounds} events served; "
+    print(f"\n  {seconds:.0f} s of attack: {rounds} rounds, {conns} hostile connections, {rounds} events served "
+          f"({lost} requests lost to listener re-creation and sent again); "
           f"daemon RSS {samples[0][1] / 2**20:.1f} MiB at the start, middle-third peak {middle / 2**20:.1f}, "
           f"last-third peak {last / 2**20:.1f}")
     assert last <= middle + 16 * 2**20, "resident memory kept growing under attack"
