@@ -20,12 +20,13 @@
  * k + 1 into a word of mapped host memory; the host copies that window's
  * hits and end states out, resets the slot's counters (stream-ordered
  * writes, no kernel), sorts the hits by ticket on the host and only then
- * releases window k + 2 into the same slots. Nothing is launched while the
- * persistent kernel runs: its blocks may hold every SM's registers, and a
- * kernel that cannot get an SM would wait for it while it waits for the
- * host (a device-side sort deadlocked exactly so at 10^5 hits). So an event of any size streams through a pool
- * sized from free device memory, and the host drains one window while the
- * kernel runs the next.
+ * releases window k + 2 into the same slots. So an event of any size
+ * streams through a pool sized from free device memory, and the host
+ * drains one window while the kernel runs the next. Nothing is launched
+ * while the persistent kernel runs: its blocks may hold every SM's
+ * registers, and a kernel that cannot get an SM would wait for it while it
+ * waits for the host (a device-side sort deadlocked exactly so at 10^5
+ * hits).
  *
  * Completion. Per-event counters (photons finished, steps, reemissions,
  * guards) are summed with one atomic per group of lanes finishing the same
@@ -322,7 +323,7 @@ enum { RT_H_BATCH, RT_H_HITS, RT_H_KEYS, RT_H_ENDS, RT_H_MAPPED, RT_H_SORT, RT_H
 
 struct c2c_runtime {
     c2c_runtime_params params;
-    cudaStream_t ks, cs, ds; /* kernel; copies and sorts; doorbells */
+    cudaStream_t ks, cs, ds; /* kernel; window copies, resets and the feed doorbell; cancel and abort doorbells */
     cudaEvent_t k0, k1;
     c2c_write64_fn write64;
     c2c_write32_fn write32;
