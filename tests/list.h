@@ -41,6 +41,7 @@
     X(daemon_busy_when_full)          \
     X(daemon_client_byte_limit)       \
     X(daemon_hostile_messages)        \
+    X(daemon_every_offset)            \
     X(daemon_raw_connect_close)       \
     X(daemon_sigterm_drain)           \
     X(daemon_client_killed)           \

@@ -1100,3 +1100,71 @@ TEST(daemon_client_byte_limit)
     c2_client_close(b);
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
 }
+
+/* Every truncation, and a never-valid byte (0xc1) at every offset, of a
+ * valid submit_event, sent to a running daemon over one raw REQ socket:
+ * each gets a readable reply (truncations always an error; a corruption
+ * inside a float may still leave a valid event, which then runs), and a
+ * real client is served afterwards. */
+TEST(daemon_every_offset)
+{
+    daemon_proc d;
+    daemon_start(&d, NULL);
+    c2p_event ev;
+    memset(&ev, 0, sizeof ev);
+    strcpy(ev.geometry, "default");
+    ev.event_id = 1;
+    ev.seed = 1;
+    ev.want = C2_RETURN_HITS | C2_RETURN_CHANNELS;
+    ev.max_steps = 100;
+    const float pos[3] = {0, 0, 0}, dir[3] = {0, 0, 1};
+    ev.photons = c2t_beam(3, pos, dir, 420.0f);
+    ev.nphotons = 3;
+    ev.sources = calloc(1, sizeof *ev.sources);
+    ev.sources[0] = point_source(50);
+    ev.nsources = 1;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    c2p_pack_event(&pk, 7, &ev);
+    nng_socket s;
+    CHECK(nng_req0_open(&s) == 0, "req socket");
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
+    CHECK(nng_dial(s, d.url, NULL, 0) == 0, "dial");
+    char *copy = malloc(sb.size);
+    long replies = 0, accepted = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < sb.size; k++) {
+            memcpy(copy, sb.data, sb.size);
+            size_t len = pass == 0 ? k : sb.size; /* a prefix of k bytes, or byte k made 0xc1 */
+            if (pass == 1) {
+                copy[k] = (char)0xc1;
+            }
+            CHECK(nng_send(s, copy, len, 0) == 0, "send");
+            nng_msg *m;
+            CHECK(nng_recvmsg(s, &m, 0) == 0, "no reply to a %s at byte %zu", pass ? "corruption" : "truncation", k);
+            c2p_msg r;
+            c2p_err perr = {0};
+            CHECK(c2p_parse_reply(&r, nng_msg_body(m), nng_msg_len(m), &perr) == 0, "unreadable reply: %s", perr.msg);
+            CHECK(pass == 1 || !r.ok, "a prefix of %zu of %zu bytes was accepted", k, sb.size);
+            accepted += r.ok;
+            replies++;
+            c2p_msg_free(&r);
+            nng_msg_free(m);
+        }
+    }
+    printf("  %zu-byte submit_event: %zu truncations and %zu corruptions, %ld replies (%ld events still valid ran)\n",
+           sb.size, sb.size, sb.size, replies, accepted);
+    nng_close(s);
+    free(copy);
+    msgpack_sbuffer_destroy(&sb);
+    c2p_event_free(&ev);
+    c2_client *c = connect_to(&d);
+    c2_error err = {0};
+    c2_future *f = submit(c, 9, 1000, NULL);
+    CHECK(outcome(f, &err) == 0, "event after the hostile ones: %s", err.msg);
+    c2_future_free(f);
+    c2_client_close(c);
+    CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+}
