@@ -185,18 +185,20 @@ def test_sustained_attack(hostile_daemon):
     seconds = float(os.environ.get("C2T_ATTACK_SECONDS", "20"))
     payloads = [SP_REQ[:4], SP_REQ + b"\xff" * 64, SP_REQ + b"\x01" + struct.pack(">Q", 1 << 20) + b"\x80\x00",
                 b"", SP_REQ + os.urandom(512)]
-    samples, rounds, conns, lost = [], 0, 0, 0
+    samples, rounds, conns, lost, refused = [], 0, 0, 0, 0
     t0 = time.monotonic()
     with chroma2.Session(d.url, timeout=30) as ses:
         while time.monotonic() - t0 < seconds:
             held = []
             for i in range(40):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(0.5)  # a listener NNG stopped accepts nothing until the daemon re-creates it
                 try:
-                    s = raw(path)
+                    s.connect(path)
                     s.sendall(payloads[(rounds + i) % len(payloads)])
-                    held.append(s)
                 except OSError:
-                    pass  # the daemon may drop a garbage connection before we finish writing
+                    refused += 1  # refused, timed out, or dropped by the daemon before we finished writing
+                held.append(s)
             conns += len(held)
             for s in held:
                 s.close()
@@ -211,10 +213,14 @@ def test_sustained_attack(hostile_daemon):
             rounds += 1
             if not samples or time.monotonic() - samples[-1][0] >= 1.0:
                 samples.append((time.monotonic(), rss(d.proc.pid)))
+                if len(samples) % 60 == 0:  # a long run reports as it goes
+                    print(f"  {samples[-1][0] - t0:.0f} s: {rounds} rounds, RSS {samples[-1][1] / 2**20:.1f} MiB",
+                          flush=True)
     third = max(1, len(samples) // 3)
     middle = max(r for _, r in samples[third:2 * third] or samples)
     last = max(r for _, r in samples[-third:])
-    print(f"\n  {seconds:.0f} s of attack: {rounds} rounds, {conns} hostile connections, {rounds} events served "
+    print(f"\n  {seconds:.0f} s of attack: {rounds} rounds, {conns} hostile connections ({refused} refused or timed "
+          f"out), {rounds} events served "
           f"({lost} requests lost to listener re-creation and sent again); "
           f"daemon RSS {samples[0][1] / 2**20:.1f} MiB at the start, middle-third peak {middle / 2**20:.1f}, "
           f"last-third peak {last / 2**20:.1f}")
