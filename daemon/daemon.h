@@ -201,6 +201,11 @@ void c2d_packer_init(msgpack_packer *pk, nng_msg *msg);
 /* 1 once a client asked for shutdown; *timeout_ms its drain limit (0: the
  * configured one). Read by the loop thread. */
 int c2d_server_shutdown_requested(c2d_server *srv, uint64_t *timeout_ms);
+/* 1 (and why) once a listener stopped by NNG (#1518) could not be
+ * re-created for 30 s (tried each second; out of descriptors under a
+ * connection storm, its directory gone): the daemon can no longer be
+ * reached there and exits 1 to be restarted. */
+int c2d_server_lost_listener(c2d_server *srv, char *why, size_t len);
 /* Stop order: c2d_server_close_listeners, c2d_sched_stop, c2d_server_stop
  * (closes the socket, waits for callbacks; srv is freed by the next
  * uv_run), c2d_sched_free. A listener self-check thread (nng 1.5.2 #1518)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -145,34 +146,38 @@ static void main_signal(uv_signal_t *h, int signum)
     main_begin_drain(m, signum == SIGTERM ? "SIGTERM" : "SIGINT", m->cfg.drain_timeout_s);
 }
 
-/* The backend failed for good (a sticky CUDA error): stop taking events,
- * let the scheduler answer what it holds, keep answering status for 2 s
- * (state failed, the reason) and exit 1 so that the service manager
- * restarts chroma2d on a clean device. */
-static void main_check_backend(main_state *m)
+/* Something the daemon cannot recover from in place: the backend failed
+ * for good (a sticky CUDA error), or a listener could not be re-created.
+ * Stop taking events, let the scheduler answer what it holds, keep
+ * answering status for 2 s (state failed, the reason) and exit 1 so that
+ * the service manager restarts chroma2d on a clean device. */
+static void main_check_failures(main_state *m)
 {
     c2d_counts c;
+    char why[300];
     if (m->exit_code) {
         return;
     }
     c2d_sched_counts(m->sched, &c);
-    if (!c.broken[0]) {
+    if (c.broken[0]) {
+        snprintf(why, sizeof why, "backend failed: %.250s", c.broken);
+    } else if (!c2d_server_lost_listener(m->srv, why, sizeof why)) {
         return;
     }
     m->exit_code = 1;
     m->exit_not_before = main_now() + 2.0;
-    c2d_log(C2D_LOG_ERROR, "backend failed: %s; exiting with status 1 to be restarted", c.broken);
-    char status[320];
-    snprintf(status, sizeof status, "STATUS=failed: %.280s", c.broken);
+    c2d_log(C2D_LOG_ERROR, "%s; exiting with status 1 to be restarted", why);
+    char status[340];
+    snprintf(status, sizeof status, "STATUS=failed: %.300s", why);
     main_notify(status);
-    main_begin_drain(m, "backend failure", 10.0);
+    main_begin_drain(m, "unrecoverable failure", 10.0);
 }
 
 static void main_tick(uv_timer_t *t)
 {
     main_state *m = t->data;
     c2d_sched_tick(m->sched);
-    main_check_backend(m);
+    main_check_failures(m);
     uint64_t timeout_ms;
     if (!m->draining && c2d_server_shutdown_requested(m->srv, &timeout_ms)) {
         main_begin_drain(m, "shutdown request", timeout_ms ? 1e-3 * (double)timeout_ms : m->cfg.drain_timeout_s);
@@ -190,6 +195,22 @@ static void main_watchdog(uv_timer_t *t)
 {
     (void)t;
     main_notify("WATCHDOG=1"); /* the loop is alive */
+}
+
+/* Every connection is a descriptor, and NNG 1.5.2 leaks a stopped
+ * listener's (#1518, re-created by the self-check): take the hard limit of
+ * open files as the soft one (systemd's default soft limit is 1024). */
+static void main_raise_open_files(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max < (1u << 20) ? rl.rlim_max : (1u << 20);
+        if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            c2d_log(C2D_LOG_DEBUG, "open files limit raised from %llu to %llu", (unsigned long long)was,
+                    (unsigned long long)rl.rlim_cur);
+        }
+    }
 }
 
 /* --backend: cpu; cuda (or fail, saying why); auto: cuda when a GPU is
@@ -236,6 +257,7 @@ int main(int argc, char **argv)
     }
     c2d_log_level = m.cfg.log_level;
     signal(SIGPIPE, SIG_IGN);
+    main_raise_open_files();
     int lock = main_lock(&m.cfg);
     if (lock == -1) {
         return 1;

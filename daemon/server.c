@@ -62,6 +62,7 @@ struct c2d_server {
     uint32_t nclosed, capclosed;
     atomic_uint sending;                     /* replies handed to NNG and not yet sent */
     atomic_int shutdown_requested;           /* set on an NNG thread, read by the loop */
+    char lost[256];                          /* a listener that could not be re-created (under check_mu) */
     atomic_uint_fast64_t shutdown_timeout_ms; /* 0: the configured drain timeout */
     double t_start;
     pthread_t builder; /* builds loaded geometries: seconds of BVH work must not hold an NNG thread */
@@ -747,12 +748,16 @@ static int server_self_ping(const char *url)
  * listener for good (seen here: new connections are made but no request
  * is served). Every second each listener is pinged through itself; after
  * three failures in a row it is closed and re-created, which drops its
- * connections (clients reconnect and resend). Runs on its own thread so the
- * loop never waits on it. */
+ * connections (clients reconnect and resend). A re-creation that fails is
+ * tried again each second; after SERVER_RELISTEN_S the listener is lost and
+ * the daemon exits 1 (c2d_server_lost_listener). Runs on its own thread so
+ * the loop never waits on it. */
+#define SERVER_RELISTEN_S 30 /* a listener that cannot be re-created for this long is lost */
 static void *server_checker(void *arg)
 {
     c2d_server *srv = arg;
     int fails[C2D_MAX_LISTEN] = {0};
+    double down_since[C2D_MAX_LISTEN] = {0};
     pthread_mutex_lock(&srv->check_mu);
     while (!srv->check_stop) {
         struct timespec until;
@@ -763,6 +768,16 @@ static void *server_checker(void *arg)
             server_listener *sl = &srv->listeners[i];
             char buf[256];
             const char *url = server_dial_url(sl->url, buf, sizeof buf);
+            if (!sl->up && down_since[i] > 0.0) { /* re-creation failed: try again, and give up after a while */
+                c2_error err = {0};
+                if (server_listen(srv, sl, &err) == 0) {
+                    down_since[i] = 0.0;
+                } else if (server_now() - down_since[i] > SERVER_RELISTEN_S && !srv->lost[0]) {
+                    snprintf(srv->lost, sizeof srv->lost, "listener lost for %d s: %.200s", SERVER_RELISTEN_S,
+                             err.msg);
+                }
+                continue;
+            }
             if (!sl->up || !url) {
                 continue;
             }
@@ -774,9 +789,10 @@ static void *server_checker(void *arg)
                 c2d_log(C2D_LOG_WARN, "listener %s stopped answering: re-creating it", sl->url);
                 nng_listener_close(sl->l);
                 c2_error err = {0};
-                if (server_listen(srv, sl, &err)) {
+                if (server_listen(srv, sl, &err)) { /* e.g. out of descriptors for a while: retried each second */
                     sl->up = 0;
-                    c2d_log(C2D_LOG_ERROR, "%s", err.msg);
+                    down_since[i] = server_now();
+                    c2d_log(C2D_LOG_ERROR, "%s; trying again each second for %d s", err.msg, SERVER_RELISTEN_S);
                 }
                 fails[i] = 0;
             }
@@ -852,6 +868,15 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
         c2d_log(C2D_LOG_WARN, "no listener self-check thread: a listener NNG stops will stay stopped");
     }
     return srv;
+}
+
+int c2d_server_lost_listener(c2d_server *srv, char *why, size_t len)
+{
+    pthread_mutex_lock(&srv->check_mu);
+    int lost = srv->lost[0] != 0;
+    snprintf(why, len, "%s", srv->lost);
+    pthread_mutex_unlock(&srv->check_mu);
+    return lost;
 }
 
 int c2d_server_shutdown_requested(c2d_server *srv, uint64_t *timeout_ms)

@@ -225,3 +225,45 @@ def test_sustained_attack(hostile_daemon):
           f"daemon RSS {samples[0][1] / 2**20:.1f} MiB at the start, middle-third peak {middle / 2**20:.1f}, "
           f"last-third peak {last / 2**20:.1f}")
     assert last <= middle + 16 * 2**20, "resident memory kept growing under attack"
+
+
+def test_listener_re_created_or_lost(tmp_path):
+    """The listener self-check (NNG 1.5.2 #1518) re-creates a listener that
+    stopped answering; when re-creating fails (out of descriptors, or, as
+    here, its directory moved away) it tries again each second, serves again
+    once it can, and after 30 s of failing exits 1, to be restarted, rather
+    than staying up unreachable."""
+    sock_dir = tmp_path / "run"
+    away = tmp_path / "away"
+    sock_dir.mkdir()
+    url = "ipc://" + str(sock_dir / "c2.sock")
+    log_path = tmp_path / "chroma2d.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([chroma2.daemon.find_chroma2d(), "--listen", url, "--backend", "cpu", "--threads", "1",
+                             "--detector-pmts", str(PMTS), "--log-level", "info"], stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_log(text, within):
+        t0 = time.monotonic()
+        while text not in log_path.read_text():
+            assert time.monotonic() - t0 < within and proc.poll() is None, f"no '{text}' in the log"
+            time.sleep(0.1)
+        return time.monotonic() - t0
+
+    try:
+        served(url, within=60)
+        sock_dir.rename(away)  # the self-ping fails, re-creating fails
+        t = wait_log("trying again each second", within=30)
+        away.rename(sock_dir)
+        back = served(url, within=20)
+        print(f"\n  socket directory moved away: re-creation failed after {t:.1f} s; moved back: served "
+              f"{back:.1f} s later")
+        sock_dir.rename(away)
+        t0 = time.monotonic()
+        rc = proc.wait(90)
+        print(f"  moved away for good: chroma2d exited {rc} after {time.monotonic() - t0:.0f} s")
+        assert rc == 1 and "exiting with status 1" in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
