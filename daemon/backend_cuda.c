@@ -90,6 +90,10 @@ static int cuda_run(c2d_backend *b, const c2_geometry *g, const c2_event *ev, ui
                     c2_error *err)
 {
     cuda_backend *cb = b->impl;
+    const char *broken = c2c_runtime_broken(cb->rt);
+    if (broken) { /* no CUDA call now: it could wait for ever on a kernel that did not stop */
+        return c2i_fail(err, C2_EIO, "%s", broken);
+    }
     cuda_free_doomed(cb);
     c2c_geometry *dg = cuda_geometry(cb, g, err);
     return dg ? c2c_runtime_run(cb->rt, dg, ev, n, res, NULL, err) : (err && err->code ? err->code : C2_EIO);

@@ -256,9 +256,11 @@ int c2d_config_file(c2d_config *c, const char *path, char *err, size_t cap)
 int c2d_config_args(c2d_config *c, int argc, char **argv, char *err, size_t cap)
 {
     /* --config first, so that the command line overrides the file */
-    for (int i = 1; i + 1 < argc; i++) {
-        if (!strcmp(argv[i], "--config")) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
             c->config_path = argv[i + 1];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            c->config_path = argv[i] + 9;
         }
     }
     if (c->config_path && c2d_config_file(c, c->config_path, err, cap)) {

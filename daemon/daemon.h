@@ -142,7 +142,7 @@ typedef struct c2d_counts {
     uint64_t rss_bytes; /* the process's resident memory */
     uint32_t geometries;
     int draining;
-    char broken[256]; /* why the backend failed for good; empty while it works */
+    char broken[300]; /* why the daemon can serve nothing more; empty while it can */
 } c2d_counts;
 
 c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend);
@@ -170,6 +170,12 @@ void c2d_sched_pipe_closed(c2d_sched *s, uint32_t pipe);
 void c2d_sched_drain(c2d_sched *s);           /* no new events from now on */
 int c2d_sched_idle(c2d_sched *s);              /* nothing queued or running */
 void c2d_sched_counts(c2d_sched *s, c2d_counts *c);
+/* The daemon failed for good (why: "backend cuda failed: ...", "listener
+ * lost ..."): no new events, status says failed. The backend thread sets
+ * it when the backend breaks; main when a listener is lost. */
+void c2d_sched_fail(c2d_sched *s, const char *why);
+/* 1 and the reason once failed. */
+int c2d_sched_broken(c2d_sched *s, char *why, size_t len);
 /* Expires queued events past their deadline; called by a loop timer. */
 void c2d_sched_tick(c2d_sched *s);
 /* Packs the events list (queued and running) as the value of "events". */

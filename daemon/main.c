@@ -127,7 +127,9 @@ static void main_reload(main_state *m)
         c2d_log_level = fresh.log_level;
         if (fresh.max_queued != m->cfg.max_queued || fresh.threads != m->cfg.threads ||
             fresh.batch_photons != m->cfg.batch_photons || fresh.pool_bytes != m->cfg.pool_bytes ||
-            fresh.max_per_client != m->cfg.max_per_client || fresh.nlisten != m->cfg.nlisten) {
+            fresh.max_per_client != m->cfg.max_per_client || fresh.nlisten != m->cfg.nlisten ||
+            fresh.max_client_bytes != m->cfg.max_client_bytes || fresh.gpu_pool_bytes != m->cfg.gpu_pool_bytes ||
+            strcmp(fresh.backend, m->cfg.backend) != 0) {
             c2d_log(C2D_LOG_WARN, "SIGHUP: settings other than log-level and trace take effect after a restart");
         }
         c2d_log(C2D_LOG_INFO, "SIGHUP: reloaded %s (log-level %d, trace %s)", m->cfg.config_path, fresh.log_level,
@@ -153,24 +155,22 @@ static void main_signal(uv_signal_t *h, int signum)
  * the service manager restarts chroma2d on a clean device. */
 static void main_check_failures(main_state *m)
 {
-    c2d_counts c;
     char why[300];
     if (m->exit_code) {
         return;
     }
-    c2d_sched_counts(m->sched, &c);
-    if (c.broken[0]) {
-        snprintf(why, sizeof why, "backend failed: %.250s", c.broken);
-    } else if (!c2d_server_lost_listener(m->srv, why, sizeof why)) {
+    if (c2d_server_lost_listener(m->srv, why, sizeof why)) {
+        c2d_sched_fail(m->sched, why); /* status and /readyz say it from now on */
+    } else if (!c2d_sched_broken(m->sched, why, sizeof why)) {
         return;
     }
     m->exit_code = 1;
     m->exit_not_before = main_now() + 2.0;
     c2d_log(C2D_LOG_ERROR, "%s; exiting with status 1 to be restarted", why);
-    char status[340];
-    snprintf(status, sizeof status, "STATUS=failed: %.300s", why);
-    main_notify(status);
     main_begin_drain(m, "unrecoverable failure", 10.0);
+    char status[340];
+    snprintf(status, sizeof status, "STATUS=failed: %.300s", why); /* after the drain's STATUS=draining */
+    main_notify(status);
 }
 
 static void main_tick(uv_timer_t *t)
@@ -348,7 +348,7 @@ int main(int argc, char **argv)
     if (backend.free) {
         backend.free(&backend);
     }
-    c2d_log(C2D_LOG_INFO, "stopped%s", m.exit_code ? " (backend failure)" : "");
+    c2d_log(C2D_LOG_INFO, "stopped%s", m.exit_code ? " (after an unrecoverable failure: exit 1)" : "");
     c2d_config_free(&m.cfg);
     return m.exit_code;
 }

@@ -54,7 +54,8 @@ struct c2d_sched {
     uint32_t nrunning;
     uint64_t next_ticket, next_seq, pool_bytes;
     int draining, stopping;
-    char broken[256]; /* why the backend can run nothing more; empty while it can */
+    char broken[300]; /* why the daemon can serve nothing more (the backend failed for good, a listener is
+                         lost); empty while it can */
     c2d_counts counts;
     uint64_t window_photons;
     double window_busy, window_start;
@@ -224,8 +225,7 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
         mine_bytes += s->running[i]->pipe == pipe ? s->running[i]->bytes : 0;
     }
     if (s->broken[0]) {
-        rc = c2i_fail(err, C2P_BACKEND, "backend %s failed (%.150s); chroma2d is exiting to be restarted",
-                      s->backend->name, s->broken);
+        rc = c2i_fail(err, C2P_BACKEND, "%.200s; chroma2d is exiting to be restarted", s->broken);
     } else if (s->draining) {
         rc = c2i_fail(err, C2P_SHUTTING_DOWN, "the daemon is draining and takes no new events");
     } else if (s->nheap + s->nrunning >= s->cfg->max_queued) {
@@ -438,7 +438,7 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
     const char *broken = rc && s->backend->broken ? s->backend->broken(s->backend) : NULL;
     pthread_mutex_lock(&s->mu);
     if (broken && !s->broken[0]) {
-        snprintf(s->broken, sizeof s->broken, "%s", broken);
+        snprintf(s->broken, sizeof s->broken, "backend %s failed: %.250s", s->backend->name, broken);
         s->draining = 1; /* no new events: the daemon exits once the main loop sees it */
     }
     s->window_busy += t1 - t0;
@@ -581,6 +581,25 @@ static uint64_t sched_rss_bytes(void)
         fclose(f);
     }
     return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+void c2d_sched_fail(c2d_sched *s, const char *why)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->broken[0]) {
+        snprintf(s->broken, sizeof s->broken, "%s", why);
+        s->draining = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+int c2d_sched_broken(c2d_sched *s, char *why, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    int broken = s->broken[0] != 0;
+    snprintf(why, len, "%s", s->broken);
+    pthread_mutex_unlock(&s->mu);
+    return broken;
 }
 
 void c2d_sched_counts(c2d_sched *s, c2d_counts *c)

@@ -62,7 +62,8 @@ struct c2d_server {
     uint32_t nclosed, capclosed;
     atomic_uint sending;                     /* replies handed to NNG and not yet sent */
     atomic_int shutdown_requested;           /* set on an NNG thread, read by the loop */
-    char lost[256];                          /* a listener that could not be re-created (under check_mu) */
+    char lost[256];                          /* a listener that could not be re-created: written once by */
+    atomic_int lost_set;                     /* the checker thread before lost_set (read without a lock) */
     atomic_uint_fast64_t shutdown_timeout_ms; /* 0: the configured drain timeout */
     double t_start;
     pthread_t builder; /* builds loaded geometries: seconds of BVH work must not hold an NNG thread */
@@ -195,11 +196,9 @@ static nng_msg *server_status(c2d_server *srv, const c2p_msg *req)
     if (!out) {
         return NULL;
     }
-    char reason[300];
-    snprintf(reason, sizeof reason, "backend %s failed: %s", srv->backend->name, c.broken);
     c2p_pack_kv_bool(&pk, "ready", !c.draining);
     c2p_pack_kv_str(&pk, "state", c.broken[0] ? "failed" : c.draining ? "draining" : "serving");
-    c2p_pack_kv_str(&pk, "reason", c.broken[0]  ? reason
+    c2p_pack_kv_str(&pk, "reason", c.broken[0]  ? c.broken
                                    : c.draining ? "draining: accepted events finish, new ones are refused"
                                                 : "");
     c2p_pack_kv_f64(&pk, "uptime_s", server_now() - srv->t_start);
@@ -772,9 +771,10 @@ static void *server_checker(void *arg)
                 c2_error err = {0};
                 if (server_listen(srv, sl, &err) == 0) {
                     down_since[i] = 0.0;
-                } else if (server_now() - down_since[i] > SERVER_RELISTEN_S && !srv->lost[0]) {
-                    snprintf(srv->lost, sizeof srv->lost, "listener lost for %d s: %.200s", SERVER_RELISTEN_S,
-                             err.msg);
+                } else if (server_now() - down_since[i] > SERVER_RELISTEN_S && !atomic_load(&srv->lost_set)) {
+                    snprintf(srv->lost, sizeof srv->lost, "listener %.80s lost: re-creating it failed for %d s: %.120s",
+                             sl->url, SERVER_RELISTEN_S, err.msg);
+                    atomic_store(&srv->lost_set, 1);
                 }
                 continue;
             }
@@ -872,11 +872,11 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
 
 int c2d_server_lost_listener(c2d_server *srv, char *why, size_t len)
 {
-    pthread_mutex_lock(&srv->check_mu);
-    int lost = srv->lost[0] != 0;
-    snprintf(why, len, "%s", srv->lost);
-    pthread_mutex_unlock(&srv->check_mu);
-    return lost;
+    if (!atomic_load(&srv->lost_set)) {
+        return 0;
+    }
+    snprintf(why, len, "%s", srv->lost); /* written before lost_set and never again */
+    return 1;
 }
 
 int c2d_server_shutdown_requested(c2d_server *srv, uint64_t *timeout_ms)

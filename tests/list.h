@@ -49,6 +49,7 @@
     X(daemon_allow_uids)              \
     X(daemon_quick_close_clients)     \
     X(daemon_unusable_socket_path)    \
+    X(daemon_option_forms)            \
     X(daemon_tls_listener)            \
     X(daemon_load_geometry)           \
     X(daemon_metrics_endpoint)        \
