@@ -497,25 +497,43 @@ TEST(daemon_busy_when_full)
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
 }
 
-/* One raw request through a REQ socket; returns the reply's error code (0 ok). */
-static int raw_request(const char *url, const void *buf, size_t len, char *msg, size_t cap)
+/* A raw REQ socket dialled to url, replies awaited up to timeout_ms. */
+static nng_socket raw_socket(const char *url, int timeout_ms)
 {
     nng_socket s;
     CHECK(nng_req0_open(&s) == 0, "req socket");
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 10000);
+    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, timeout_ms);
     CHECK(nng_dial(s, url, NULL, 0) == 0, "dial");
+    return s;
+}
+
+/* One raw request on s (what names it in failures); the reply must come
+ * and be readable. Returns its error code (0 ok), its message in msg. */
+static int raw_exchange(nng_socket s, const void *buf, size_t len, const char *what, char *msg, size_t cap)
+{
     CHECK(nng_send(s, (void *)buf, len, 0) == 0, "send");
     nng_msg *m;
-    CHECK(nng_recvmsg(s, &m, 0) == 0, "no reply to a hostile request");
+    CHECK(nng_recvmsg(s, &m, 0) == 0, "no reply to %s", what);
     c2p_msg r;
     c2p_err err = {0};
-    CHECK(c2p_parse_reply(&r, nng_msg_body(m), nng_msg_len(m), &err) == 0, "unreadable reply: %s", err.msg);
+    CHECK(c2p_parse_reply(&r, nng_msg_body(m), nng_msg_len(m), &err) == 0, "unreadable reply to %s: %s", what,
+          err.msg);
     int code = r.ok ? 0 : r.error.code;
     snprintf(msg, cap, "%s", r.error.msg);
     c2p_msg_free(&r);
     nng_msg_free(m);
-    nng_close(s);
     return code;
+}
+
+/* A real client is served after whatever came before: an event runs. */
+static void check_served(const daemon_proc *d, const char *after)
+{
+    c2_client *c = connect_to(d);
+    c2_error err = {0};
+    c2_future *f = submit(c, 9, 1000, NULL);
+    CHECK(outcome(f, &err) == 0, "event after %s: %s", after, err.msg);
+    c2_future_free(f);
+    c2_client_close(c);
 }
 
 TEST(daemon_hostile_messages)
@@ -541,7 +559,9 @@ TEST(daemon_hostile_messages)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char msg[256];
-        int code = raw_request(d.url, cases[i].bytes, cases[i].len, msg, sizeof msg);
+        nng_socket s = raw_socket(d.url, 10000);
+        int code = raw_exchange(s, cases[i].bytes, cases[i].len, cases[i].what, msg, sizeof msg);
+        nng_close(s);
         printf("  %-26s -> %s: %s\n", cases[i].what, c2p_error_name(code), msg);
         CHECK(code == cases[i].code, "%s: expected %s", cases[i].what, c2p_error_name(cases[i].code));
     }
@@ -550,10 +570,8 @@ TEST(daemon_hostile_messages)
     c2_client *c = connect_to(&d);
     c2_error err = {0};
     CHECK(c2_client_ping(c, 5000, NULL, &err) == 0, "daemon stopped serving after hostile input: %s", err.msg);
-    c2_future *f = submit(c, 9, 1000, NULL);
-    CHECK(outcome(f, &err) == 0, "event after hostile input: %s", err.msg);
-    c2_future_free(f);
     c2_client_close(c);
+    check_served(&d, "hostile input");
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
 }
 
@@ -1132,10 +1150,7 @@ TEST(daemon_every_offset)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     c2p_pack_event(&pk, 7, &ev);
-    nng_socket s;
-    CHECK(nng_req0_open(&s) == 0, "req socket");
-    nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 60000);
-    CHECK(nng_dial(s, d.url, NULL, 0) == 0, "dial");
+    nng_socket s = raw_socket(d.url, 60000);
     char *copy = malloc(sb.size);
     long replies = 0, accepted = 0;
     for (int pass = 0; pass < 2; pass++) {
@@ -1145,17 +1160,12 @@ TEST(daemon_every_offset)
             if (pass == 1) {
                 copy[k] = (char)0xc1;
             }
-            CHECK(nng_send(s, copy, len, 0) == 0, "send");
-            nng_msg *m;
-            CHECK(nng_recvmsg(s, &m, 0) == 0, "no reply to a %s at byte %zu", pass ? "corruption" : "truncation", k);
-            c2p_msg r;
-            c2p_err perr = {0};
-            CHECK(c2p_parse_reply(&r, nng_msg_body(m), nng_msg_len(m), &perr) == 0, "unreadable reply: %s", perr.msg);
-            CHECK(pass == 1 || !r.ok, "a prefix of %zu of %zu bytes was accepted", k, sb.size);
-            accepted += r.ok;
+            char what[64], msg[256];
+            snprintf(what, sizeof what, "a %s at byte %zu", pass ? "corruption" : "truncation", k);
+            int code = raw_exchange(s, copy, len, what, msg, sizeof msg);
+            CHECK(pass == 1 || code != 0, "a prefix of %zu of %zu bytes was accepted", k, sb.size);
+            accepted += code == 0;
             replies++;
-            c2p_msg_free(&r);
-            nng_msg_free(m);
         }
     }
     printf("  %zu-byte submit_event: %zu truncations and %zu corruptions, %ld replies (%ld events still valid ran)\n",
@@ -1164,12 +1174,7 @@ TEST(daemon_every_offset)
     free(copy);
     msgpack_sbuffer_destroy(&sb);
     c2p_event_free(&ev);
-    c2_client *c = connect_to(&d);
-    c2_error err = {0};
-    c2_future *f = submit(c, 9, 1000, NULL);
-    CHECK(outcome(f, &err) == 0, "event after the hostile ones: %s", err.msg);
-    c2_future_free(f);
-    c2_client_close(c);
+    check_served(&d, "the hostile ones");
     CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
 }
 
