@@ -138,8 +138,9 @@ static void *small_client(void *p)
     return NULL;
 }
 
-/* A top-level value of a reply to a request of this type: a number, or
- * a string copied into str. */
+/* A top-level field of the reply to a request of this type, read with
+ * the codec's typed readers: a number (returned; -1 when absent), or,
+ * with str, a string copied into it. */
 static double reply_value(c2_client *c, const char *type, const char *key, char *str, size_t len)
 {
     c2_reply *r;
@@ -151,22 +152,14 @@ static double reply_value(c2_client *c, const char *type, const char *key, char 
     size_t n;
     const void *data = c2_reply_data(r, &n);
     c2p_msg m;
+    c2p_map map;
     c2p_err perr;
     if (c2p_parse_reply(&m, data, n, &perr) == 0) {
-        const msgpack_object *root = m.root;
-        for (uint32_t i = 0; root && root->type == MSGPACK_OBJECT_MAP && i < root->via.map.size; i++) {
-            const msgpack_object *k = &root->via.map.ptr[i].key, *o = &root->via.map.ptr[i].val;
-            if (k->type != MSGPACK_OBJECT_STR || k->via.str.size != strlen(key) ||
-                memcmp(k->via.str.ptr, key, k->via.str.size) != 0) {
-                continue;
-            }
-            if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32) {
-                v = o->via.f64;
-            } else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                v = (double)o->via.u64;
-            } else if (o->type == MSGPACK_OBJECT_STR && str && o->via.str.size < len) {
-                memcpy(str, o->via.str.ptr, o->via.str.size);
-                str[o->via.str.size] = 0;
+        if (c2p_map_open_body(&map, &m, type, &perr) == 0) {
+            if (str) {
+                c2p_get_str(&map, key, 0, str, len, &perr);
+            } else {
+                c2p_get_f64(&map, key, 0, -1e300, 1e300, &v, &perr);
             }
         }
         c2p_msg_free(&m);
