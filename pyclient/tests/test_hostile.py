@@ -37,9 +37,17 @@ def served(url, within):
                 raise
 
 
-def raw(path):
+def raw(path, timeout=None):
+    """A raw connection to the daemon's ipc path (connect gives up after
+    timeout seconds, when given: a stopped or saturated listener may never
+    take it)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+    except OSError:
+        s.close()
+        raise
     return s
 
 
@@ -137,10 +145,12 @@ def test_connections_beyond_the_open_files_limit(tmp_path):
         served(url, within=60)
         conns, refused = [], 0
         for i in range(400):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.settimeout(0.2)
             try:
-                s.connect(path)
+                s = raw(path, timeout=0.2)
+            except OSError:
+                refused += 1
+                continue
+            try:
                 s.sendall(SP_REQ)
                 conns.append(s)
             except OSError:
@@ -191,15 +201,13 @@ def test_sustained_attack(hostile_daemon):
         while time.monotonic() - t0 < seconds:
             held = []
             for i in range(40):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.settimeout(0.5)  # a listener NNG stopped accepts nothing until the daemon re-creates it
-                try:
-                    s.connect(path)
+                try:  # a listener NNG stopped accepts nothing until the daemon re-creates it
+                    s = raw(path, timeout=0.5)
+                    held.append(s)
                     s.sendall(payloads[(rounds + i) % len(payloads)])
                 except OSError:
                     refused += 1  # refused, timed out, or dropped by the daemon before we finished writing
-                held.append(s)
-            conns += len(held)
+            conns += 40
             for s in held:
                 s.close()
             for attempt in range(5):  # a request in flight when the listener is re-created is lost (#1518)
