@@ -543,12 +543,12 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
     if (strlen(geometry) > C2P_NAME_MAX || (opts && opts->digest && strlen(opts->digest) > 64)) {
         return c2i_fail(err, C2_EINVAL, "geometry name or digest too long");
     }
-    const c2_photon_columns *cols = opts ? opts->columns : NULL;
-    if (cols && (ev->photons || !cols->pos || !cols->dir || !cols->wavelength)) {
+    const c2_photon_columns *cols = &ev->columns;
+    if (cols->pos && (ev->photons || !cols->dir || !cols->wavelength)) {
         return c2i_fail(err, C2_EINVAL, "photon columns: pos, dir and wavelength are required, and ev->photons "
                                         "must be NULL");
     }
-    if ((ev->nspectra && (!opts || opts->spectra_nwl < 2)) || (ev->nphotons && !ev->photons && !cols) ||
+    if ((ev->nspectra && (!opts || opts->spectra_nwl < 2)) || (ev->nphotons && !ev->photons && !cols->pos) ||
         (ev->nsources && !ev->sources)) {
         return c2i_fail(err, C2_EINVAL, "event arrays missing, or spectra without opts->spectra_nwl");
     }
@@ -563,12 +563,9 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
     pe.deadline_ms = opts ? opts->deadline_ms : 0;
     pe.priority = opts ? opts->priority : 0;
     /* pack reads the arrays; pe never frees them */
-    pe.photons = (c2_photon *)ev->photons;
+    pe.photons = ev->photons;
+    pe.cols = ev->columns;
     pe.nphotons = ev->nphotons;
-    if (cols) { /* in c2p_photon_cols order */
-        const float *by_col[6] = {cols->pos, cols->dir, cols->wavelength, cols->pol, cols->time, cols->weight};
-        memcpy(pe.photon_cols, by_col, sizeof by_col);
-    }
     pe.sources = (c2_source *)ev->sources;
     pe.nsources = ev->nsources;
     pe.spectra = (float *)ev->spectra;

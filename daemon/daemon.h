@@ -152,11 +152,13 @@ int c2d_sched_add_geometry(c2d_sched *s, c2d_geometry *g, int replace, c2p_err *
 int c2d_sched_unload_geometry(c2d_sched *s, const char *name, c2p_err *err);
 /* Packs the loaded geometries' summaries as an array. */
 void c2d_sched_pack_geometries(c2d_sched *s, msgpack_packer *pk);
-/* Takes an event decoded from work's request (ownership of ev moves in on
- * success; on error ev is the caller's). Returns 0 or a C2P_* code with a
- * message: BUSY, SHUTTING_DOWN, NOT_FOUND, DIGEST_MISMATCH, BAD_REQUEST. */
+/* Takes an event decoded from work's request message (ev's photon columns
+ * point into it): on success ev and request are the scheduler's, freed
+ * when the event ends; on error both stay the caller's. Returns 0 or a
+ * C2P_* code with a message: BUSY, SHUTTING_DOWN, NOT_FOUND,
+ * DIGEST_MISMATCH, BAD_REQUEST. */
 int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t uid,
-                     uint64_t req_id, c2p_event *ev, uint64_t *ticket, c2p_err *err);
+                     uint64_t req_id, c2p_event *ev, nng_msg *request, uint64_t *ticket, c2p_err *err);
 /* A peer's uid when its connection has none (tcp). */
 #define C2D_UID_UNKNOWN UINT64_MAX
 /* Cancels by ticket, or by (pipe, request id) when ticket is 0. An event

@@ -34,6 +34,7 @@ typedef struct sched_event {
     uint64_t uid;  /* the submitter's, or C2D_UID_UNKNOWN */
     struct c2d_work *work;
     c2p_event ev;
+    nng_msg *request;   /* ev's photon columns point into it */
     c2d_geometry *geom; /* a reference */
     uint64_t photons, bytes;
     double t_accept, deadline; /* monotonic seconds; deadline 0: none */
@@ -142,6 +143,7 @@ static void sched_event_free(c2d_sched *s, sched_event *e)
 {
     c2d_geometry *g = e->geom;
     c2p_event_free(&e->ev);
+    nng_msg_free(e->request);
     free(e);
     sched_unref(s, g);
 }
@@ -170,7 +172,7 @@ static void sched_trace(const c2d_sched *s, const sched_event *e, const char *wh
 /* ---- admission ---- */
 
 int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t uid,
-                     uint64_t req_id, c2p_event *ev, uint64_t *ticket, c2p_err *err)
+                     uint64_t req_id, c2p_event *ev, nng_msg *request, uint64_t *ticket, c2p_err *err)
 {
     c2d_geometry *geom = NULL;
     pthread_mutex_lock(&s->mu);
@@ -204,8 +206,9 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     for (uint32_t i = 0; i < ev->nsources; i++) {
         photons += ev->sources[i].nphotons;
     }
-    /* what the event holds now, plus its end states if asked for */
-    uint64_t bytes = (uint64_t)ev->nphotons * sizeof(c2_photon) + (uint64_t)ev->nsources * sizeof(c2_source) +
+    /* what the event holds now (its request, the arrays decoded from it),
+     * plus its end states if asked for */
+    uint64_t bytes = nng_msg_len(request) + (uint64_t)ev->nsources * sizeof(c2_source) +
                      (uint64_t)ev->nspectra * ev->spectra_nwl * sizeof(float) +
                      ((ev->want & C2_RETURN_PHOTONS) ? photons * sizeof(c2_photon) : 0);
     sched_event *e = calloc(1, sizeof *e);
@@ -261,6 +264,7 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     e->work = work;
     e->ev = *ev;
     memset(ev, 0, sizeof *ev); /* the arrays are the scheduler's now */
+    e->request = request;
     e->geom = geom;
     e->photons = photons;
     e->bytes = bytes;

@@ -442,11 +442,13 @@ static nng_msg *server_unload_geometry(c2d_server *srv, const c2p_msg *req, c2p_
     return server_reply_begin(&pk, req, 0);
 }
 
-/* Handles one request. Returns the reply, or NULL when the scheduler took
- * the request (or on failure, with err set). */
-static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, nng_pipe p, int *taken,
+/* Handles one request, parsed from msg. Returns the reply, or NULL when
+ * the scheduler took the request, msg with it (or on failure, with err
+ * set). */
+static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, nng_msg *msg, int *taken,
                               c2p_err *err)
 {
+    nng_pipe p = nng_msg_get_pipe(msg);
     uint32_t pipe = (uint32_t)nng_pipe_id(p);
     msgpack_packer pk;
     nng_msg *out = NULL;
@@ -476,7 +478,7 @@ static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, 
         /* WAIT before the scheduler sees it: its reply may come at once,
          * from the backend thread */
         w->state = W_WAIT;
-        if (c2d_sched_submit(srv->sched, w, pipe, peer, server_peer_uid(p), req->id, &ev, &ticket, err)) {
+        if (c2d_sched_submit(srv->sched, w, pipe, peer, server_peer_uid(p), req->id, &ev, msg, &ticket, err)) {
             w->state = W_RECV;
             c2p_event_free(&ev);
             return NULL;
@@ -552,7 +554,7 @@ static void server_work_cb(void *arg)
             if (req.type == C2P_T_LOAD_GEOMETRY && server_build_later(srv, w, msg, &req) == 0) {
                 return; /* the builder owns msg and req, and answers */
             }
-            out = server_handle(srv, w, &req, p, &taken, &err);
+            out = server_handle(srv, w, &req, msg, &taken, &err);
         }
         if (!taken && !out) {
             c2d_log(C2D_LOG_INFO, "connection %u request %llu (%s): %s: %s", pipe, (unsigned long long)req.id,
@@ -560,8 +562,8 @@ static void server_work_cb(void *arg)
             out = c2d_error_msg(req.id, req.type, err.code ? err.code : C2P_INTERNAL, err.msg);
         }
         c2p_msg_free(&req);
-        nng_msg_free(msg);
-        if (!taken) { /* else the scheduler replies */
+        if (!taken) { /* else the scheduler has msg, and replies */
+            nng_msg_free(msg);
             c2d_work_reply(w, out);
         }
         return;

@@ -228,27 +228,7 @@ int c2p_get_bin32(c2p_map *m, const char *key, int required, size_t n, size_t co
         return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: %u bytes, expected %zu x %zu x 4 = %llu", m->path, key,
                         o->via.bin.size, n, comps, (unsigned long long)n * comps * 4);
     }
-    /* bin data is unaligned and little-endian: memcpy each record on a
-     * little-endian host, else assemble each value */
-    const uint8_t *src = (const uint8_t *)o->via.bin.ptr;
-    const size_t rec = 4 * comps;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (stride == rec) {
-        memcpy(out, src, n * rec);
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++, src += rec) {
-        memcpy((uint8_t *)out + i * stride, src, rec);
-    }
-#else
-    for (size_t i = 0; i < n; i++) {
-        uint8_t *dst = (uint8_t *)out + i * stride;
-        for (size_t c = 0; c < comps; c++, src += 4) {
-            uint32_t v = (uint32_t)src[0] | (uint32_t)src[1] << 8 | (uint32_t)src[2] << 16 | (uint32_t)src[3] << 24;
-            memcpy(dst + 4 * c, &v, 4);
-        }
-    }
-#endif
+    c2p_copy_le32(out, stride, o->via.bin.ptr, 4 * comps, n, comps);
     return 0;
 }
 
@@ -336,50 +316,70 @@ void c2p_msg_move(c2p_msg *dst, c2p_msg *src)
 
 /* ---- submit_event ---- */
 
-/* Reads an optional block (photons, sources, hits...) of n records of size
- * stride into a new array *out. Every bin's length is checked against n
- * before anything is allocated, so the allocation is bounded by the
- * message's own size. *present says whether the block was there; *had
- * (one flag per field, may be NULL) which optional fields were. */
-static int proto_block(c2p_map *parent, const char *key, uint64_t max_n, const c2p_col *f, size_t nf,
-                       size_t stride, void **out, uint32_t *nout, int *present, int *had, c2p_err *err)
+/* Finds block key (photons, sources, hits...): its row count *n and its
+ * columns' bins (vals[i]: column f[i], NULL when absent), each checked
+ * against n, so that what is read or allocated from them is bounded by
+ * the message's own size. *present says whether the block was there. */
+static int proto_columns(c2p_map *parent, const char *key, uint64_t max_n, const c2p_col *f, size_t nf,
+                         const msgpack_object **vals, uint64_t *n, int *present, c2p_err *err)
 {
     const msgpack_object *o = c2p_map_get(parent, key);
     *present = o != NULL;
+    *n = 0;
     if (!o) {
         return 0;
     }
     char path[64];
     snprintf(path, sizeof path, "%s.%s", parent->path, key);
     c2p_map b;
-    uint64_t n = 0;
     int rc = c2p_map_open(&b, o, path, err);
-    if (rc || (rc = c2p_get_u64(&b, "n", 1, 0, max_n, &n, err))) {
+    if (rc || (rc = c2p_get_u64(&b, "n", 1, 0, max_n, n, err))) {
         return rc;
     }
     for (size_t i = 0; i < nf; i++) {
-        const msgpack_object *v = c2p_map_get(&b, f[i].key);
+        const msgpack_object *v = vals[i] = c2p_map_get(&b, f[i].key);
         if (!v && f[i].required) {
             return c2i_fail(err, C2P_BAD_REQUEST, "%s: '%s' is required", path, f[i].key);
         }
-        if (v && (v->type != MSGPACK_OBJECT_BIN || (uint64_t)v->via.bin.size != n * f[i].comps * 4)) {
+        if (v && (v->type != MSGPACK_OBJECT_BIN || (uint64_t)v->via.bin.size != *n * f[i].comps * 4)) {
             return c2i_fail(err, C2P_BAD_REQUEST, "%s.%s: %s%u bytes, expected %llu x %zu x 4", path, f[i].key,
                             v->type == MSGPACK_OBJECT_BIN ? "" : "not a bin, ",
-                            v->type == MSGPACK_OBJECT_BIN ? v->via.bin.size : 0u, (unsigned long long)n, f[i].comps);
-        }
-        if (had) {
-            had[i] = v != NULL;
+                            v->type == MSGPACK_OBJECT_BIN ? v->via.bin.size : 0u, (unsigned long long)*n,
+                            f[i].comps);
         }
     }
-    if ((rc = c2p_map_done(&b, err))) {
+    return c2p_map_done(&b, err);
+}
+
+/* Reads an optional block into a new array *out of *nout records of size
+ * stride: the columns' values, every other byte zero. */
+static int proto_block(c2p_map *parent, const char *key, const c2p_col *f, size_t nf, size_t stride, void **out,
+                       uint32_t *nout, c2p_err *err)
+{
+    const msgpack_object *vals[16];
+    uint64_t n;
+    int present, rc = proto_columns(parent, key, UINT32_MAX, f, nf, vals, &n, &present, err);
+    if (rc || !present) {
         return rc;
     }
-    char *recs = calloc(n ? n : 1, stride);
+    char *recs = malloc((size_t)(n ? n : 1) * stride);
     if (!recs) {
-        return c2i_fail(err, C2P_TOO_LARGE, "%s: no memory for %llu records", path, (unsigned long long)n);
+        return c2i_fail(err, C2P_TOO_LARGE, "%s.%s: no memory for %llu records", parent->path, key,
+                        (unsigned long long)n);
     }
-    for (size_t i = 0; i < nf; i++) {
-        c2p_get_bin32(&b, f[i].key, 0, n, f[i].comps, recs + f[i].offset, stride, err); /* sizes checked above */
+    /* blocks of records that stay in cache while every column is written:
+     * column by column, each pass would read the whole array again */
+    enum { BLOCK = 1024 };
+    for (uint64_t at = 0; at < n; at += BLOCK) {
+        uint64_t k = n - at < BLOCK ? n - at : BLOCK;
+        char *blk = recs + at * stride;
+        memset(blk, 0, k * stride);
+        for (size_t i = 0; i < nf; i++) {
+            if (vals[i]) {
+                c2p_copy_le32(blk + f[i].offset, stride, vals[i]->via.bin.ptr + at * 4 * f[i].comps, 4 * f[i].comps,
+                              k, f[i].comps);
+            }
+        }
     }
     *out = recs;
     *nout = (uint32_t)n;
@@ -411,22 +411,43 @@ static int proto_want(c2p_map *m, uint32_t *want, c2p_err *err)
     return 0;
 }
 
+/* Explicit photons stay where they are: the event's columns point into the
+ * message's bins (on a big-endian host, into one swapped copy). */
 static int proto_photons(c2p_map *m, uint64_t max, c2p_event *ev, c2p_err *err)
 {
-    int present, had[C2P_PHOTON_COLS];
-    int rc = proto_block(m, "photons", max, c2p_photon_cols, C2P_PHOTON_COLS, sizeof(c2_photon),
-                         (void **)&ev->photons, &ev->nphotons, &present, had, err);
-    for (uint32_t i = 0; !rc && present && !had[5] && i < ev->nphotons; i++) {
-        ev->photons[i].weight = 1.0f; /* weight (column 5) defaults to 1 */
+    const msgpack_object *vals[C2P_PHOTON_COLS];
+    const void *col[C2P_PHOTON_COLS] = {NULL};
+    uint64_t n;
+    int present, rc = proto_columns(m, "photons", max, c2p_photon_cols, C2P_PHOTON_COLS, vals, &n, &present, err);
+    if (rc || !present) {
+        return rc;
     }
-    return rc;
+    size_t bytes = 0;
+    for (size_t i = 0; i < C2P_PHOTON_COLS; i++) {
+        bytes += vals[i] ? vals[i]->via.bin.size : 0;
+    }
+    if (!C2P_HOST_LE && !(ev->cols_copy = malloc(bytes ? bytes : 1))) {
+        return c2i_fail(err, C2P_TOO_LARGE, "%s.photons: no memory for %zu bytes", m->path, bytes);
+    }
+    for (size_t i = 0, at = 0; i < C2P_PHOTON_COLS; i++) {
+        if (vals[i] && C2P_HOST_LE) {
+            col[i] = vals[i]->via.bin.ptr;
+        } else if (vals[i]) {
+            col[i] = (char *)ev->cols_copy + at;
+            c2p_copy_le32((char *)ev->cols_copy + at, 4, vals[i]->via.bin.ptr, 4, vals[i]->via.bin.size / 4, 1);
+            at += vals[i]->via.bin.size;
+        }
+    }
+    /* c2p_photon_cols lists the columns in c2_photon_columns' order */
+    ev->cols = (c2_photon_columns){col[0], col[1], col[2], col[3], col[4], col[5]};
+    ev->nphotons = (uint32_t)n;
+    return 0;
 }
 
 static int proto_sources(c2p_map *m, c2p_event *ev, c2p_err *err)
 {
-    int present;
-    return proto_block(m, "sources", UINT32_MAX, c2p_source_cols, C2P_SOURCE_COLS, sizeof(c2_source),
-                       (void **)&ev->sources, &ev->nsources, &present, NULL, err);
+    return proto_block(m, "sources", c2p_source_cols, C2P_SOURCE_COLS, sizeof(c2_source), (void **)&ev->sources,
+                       &ev->nsources, err);
 }
 
 static int proto_spectra(c2p_map *m, c2p_event *ev, c2p_err *err)
@@ -504,10 +525,11 @@ int c2p_decode_event(const c2p_msg *msg, uint64_t max_photons, c2p_event *ev, c2
 
 void c2p_event_free(c2p_event *ev)
 {
-    free(ev->photons);
+    free(ev->cols_copy);
     free(ev->sources);
     free(ev->spectra);
-    ev->photons = NULL;
+    ev->cols_copy = NULL;
+    memset(&ev->cols, 0, sizeof ev->cols);
     ev->sources = NULL;
     ev->spectra = NULL;
     ev->nphotons = ev->nsources = ev->nspectra = 0;
@@ -522,6 +544,7 @@ c2_event c2p_event_view(const c2p_event *ev)
     e.max_steps = ev->max_steps;
     e.want = ev->want;
     e.photons = ev->photons;
+    e.columns = ev->cols;
     e.nphotons = ev->nphotons;
     e.sources = ev->sources;
     e.nsources = ev->nsources;
@@ -534,19 +557,17 @@ c2_event c2p_event_view(const c2p_event *ev)
 
 static int proto_result_blocks(c2p_map *m, c2_event_result *r, c2p_err *err)
 {
-    int present;
-    int rc = proto_block(m, "hits", UINT32_MAX, c2p_hit_cols, C2P_HIT_COLS, sizeof(c2_hit),
-                         (void **)&r->hits, &r->nhits, &present, NULL, err);
+    int rc = proto_block(m, "hits", c2p_hit_cols, C2P_HIT_COLS, sizeof(c2_hit), (void **)&r->hits, &r->nhits, err);
     if (!rc) {
-        rc = proto_block(m, "photons", UINT32_MAX, c2p_end_state_cols, C2P_END_STATE_COLS,
-                         sizeof(c2_photon), (void **)&r->photons, &r->nphotons, &present, NULL, err);
+        rc = proto_block(m, "photons", c2p_end_state_cols, C2P_END_STATE_COLS, sizeof(c2_photon),
+                         (void **)&r->photons, &r->nphotons, err);
         for (uint32_t i = 0; !rc && i < r->nphotons; i++) {
             r->photons[i].id = i;
         }
     }
     if (!rc) {
-        rc = proto_block(m, "channels", UINT32_MAX, c2p_channel_cols, C2P_CHANNEL_COLS,
-                         sizeof(c2_channel_summary), (void **)&r->channels, &r->nchannels, &present, NULL, err);
+        rc = proto_block(m, "channels", c2p_channel_cols, C2P_CHANNEL_COLS, sizeof(c2_channel_summary),
+                         (void **)&r->channels, &r->nchannels, err);
     }
     return rc;
 }

@@ -53,37 +53,17 @@ void c2p_pack_kv_bin32(msgpack_packer *pk, const char *key, const void *base, si
 {
     c2p_pack_key(pk, key);
     msgpack_pack_bin(pk, n * comps * 4);
-    const size_t rec = 4 * comps;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (stride == rec) { /* already packed little-endian */
+    const size_t rec = 4 * comps, per_chunk = 16384 / rec;
+    if (C2P_HOST_LE && stride == rec) { /* already packed little-endian */
         msgpack_pack_bin_body(pk, base, n * rec);
         return;
     }
-#endif
-    uint8_t chunk[16384]; /* gathered (and byte-ordered) in chunks, then written */
-    size_t used = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *r = (const uint8_t *)base + i * stride;
-        if (used + rec > sizeof chunk) {
-            msgpack_pack_bin_body(pk, chunk, used);
-            used = 0;
-        }
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        memcpy(chunk + used, r, rec);
-        used += rec;
-#else
-        for (size_t c = 0; c < comps; c++) {
-            uint32_t v;
-            memcpy(&v, r + 4 * c, 4);
-            chunk[used++] = (uint8_t)v;
-            chunk[used++] = (uint8_t)(v >> 8);
-            chunk[used++] = (uint8_t)(v >> 16);
-            chunk[used++] = (uint8_t)(v >> 24);
-        }
-#endif
-    }
-    if (used) {
-        msgpack_pack_bin_body(pk, chunk, used);
+    /* gathered (and byte-ordered) in chunks that stay in L1, then written */
+    uint8_t chunk[16384];
+    for (size_t i = 0; i < n; i += per_chunk) {
+        size_t k = n - i < per_chunk ? n - i : per_chunk;
+        c2p_copy_le32(chunk, rec, (const uint8_t *)base + i * stride, stride, k, comps);
+        msgpack_pack_bin_body(pk, chunk, k * rec);
     }
 }
 
@@ -172,15 +152,16 @@ void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev)
     if (ev->want & C2_RETURN_CHANNELS) {
         c2p_pack_key(pk, "channels");
     }
-    if (ev->nphotons && ev->photon_cols[0]) {
+    if (ev->nphotons && ev->cols.pos) {
+        const c2_photon_columns *c = &ev->cols; /* in c2p_photon_cols order */
+        const void *by_col[C2P_PHOTON_COLS] = {c->pos, c->dir, c->wavelength, c->pol, c->time, c->weight};
         size_t strides[C2P_PHOTON_COLS];
         uint32_t present = 0; /* optional columns the caller left out are absent */
         for (size_t i = 0; i < C2P_PHOTON_COLS; i++) {
             strides[i] = 4 * c2p_photon_cols[i].comps;
-            present |= ev->photon_cols[i] ? 1u << i : 0;
+            present |= by_col[i] ? 1u << i : 0;
         }
-        proto_pack_cols(pk, "photons", c2p_photon_cols, C2P_PHOTON_COLS, ev->nphotons, present,
-                        (const void *const *)ev->photon_cols, strides);
+        proto_pack_cols(pk, "photons", c2p_photon_cols, C2P_PHOTON_COLS, ev->nphotons, present, by_col, strides);
     } else if (ev->nphotons) {
         proto_pack_block(pk, "photons", c2p_photon_cols, C2P_PHOTON_COLS, ev->photons, ev->nphotons,
                          sizeof(c2_photon));

@@ -131,7 +131,19 @@ int c2p_get_str(c2p_map *m, const char *key, int required, char *out, size_t cap
 int c2p_get_bin32(c2p_map *m, const char *key, int required, size_t n, size_t comps, void *out, size_t stride,
                   c2p_err *err);
 
-/* submit_event, decoded: arrays owned, ready for the engine. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define C2P_HOST_LE 1
+#else
+#define C2P_HOST_LE 0
+#endif
+/* Copies n records of comps 4-byte values from src (records src_stride
+ * bytes apart) to dst (dst_stride apart), swapping bytes on a big-endian
+ * host: wire bins are little-endian, and the swap is its own inverse, so
+ * the encoder and the decoder share it. Either side may be unaligned. */
+void c2p_copy_le32(void *dst, size_t dst_stride, const void *src, size_t src_stride, size_t n, size_t comps);
+
+/* submit_event, decoded: ready for the engine; arrays owned except the
+ * photon columns. */
 typedef struct c2p_event {
     char geometry[C2P_NAME_MAX + 1];
     char digest[65]; /* empty when not given */
@@ -140,12 +152,14 @@ typedef struct c2p_event {
     uint32_t max_steps;
     uint32_t deadline_ms;
     int32_t priority;
-    c2_photon *photons;
+    /* Explicit photons, as records (encoder input only) or columns. The
+     * decoder fills cols, pointing into the message's bins: the message
+     * must outlive the event. The encoder sends cols when cols.pos is set
+     * (absent optional columns stay absent), else photons. */
+    const c2_photon *photons;
+    c2_photon_columns cols;
     uint32_t nphotons;
-    /* Encoder only: when photon_cols[0] is set, the photons are read from
-     * these packed columns (in c2p_photon_cols order; NULL: an optional
-     * column left out) instead of photons. The decoder never sets them. */
-    const float *photon_cols[6];
+    void *cols_copy; /* decoder, big-endian host: the columns swapped to host order */
     c2_source *sources;
     uint32_t nsources;
     float *spectra;
@@ -195,8 +209,6 @@ void c2p_pack_kv_str(msgpack_packer *pk, const char *key, const char *v);
  * (const char *)base + i * stride: packs a field of an array of structs. */
 void c2p_pack_kv_bin32(msgpack_packer *pk, const char *key, const void *base, size_t n, size_t comps,
                        size_t stride);
-
-_Static_assert(C2P_PHOTON_COLS == 6, "c2p_event.photon_cols");
 
 /* A whole submit_event request. */
 void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev);

@@ -27,6 +27,7 @@
     X(transport_detector_pmt_hits)     \
     X(engine_threads_identical)        \
     X(engine_batches_identical)        \
+    X(engine_columns_as_records)       \
     X(engine_rejects_bad_events)      \
     X(engine_flag_names)              \
     X(engine_channel_summary)         \

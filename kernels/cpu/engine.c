@@ -55,6 +55,7 @@ typedef struct eng_job {
     uint32_t nevents;
     uint64_t *chunk_base; /* [nevents + 1]: first chunk of each event */
     c2_photon **ends;     /* [nevents]: end states when asked for, else NULL */
+    c2_photon **records;  /* [nevents]: explicit photons made from columns, else NULL */
     atomic_uint_fast64_t next_chunk;
 } eng_job;
 
@@ -141,6 +142,45 @@ static int eng_finite(const float *v, int n)
     return 1;
 }
 
+void c2i_event_photons(const c2_event *ev, uint32_t first, uint32_t n, c2_photon *out)
+{
+    if (ev->photons) {
+        memcpy(out, ev->photons + first, (size_t)n * sizeof *out);
+        return;
+    }
+    const c2_photon_columns *c = &ev->columns;
+    const struct {
+        const void *col;
+        size_t comps, offset;
+        float absent;
+    } cols[] = {{c->pos, 3, offsetof(c2_photon, pos), 0.0f},      {c->dir, 3, offsetof(c2_photon, dir), 0.0f},
+                {c->wavelength, 1, offsetof(c2_photon, wavelength), 0.0f},
+                {c->pol, 3, offsetof(c2_photon, pol), 0.0f},      {c->time, 1, offsetof(c2_photon, time), 0.0f},
+                {c->weight, 1, offsetof(c2_photon, weight), 1.0f}};
+    memset(out, 0, (size_t)n * sizeof *out);
+    for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+        char *dst = (char *)out + cols[k].offset;
+        if (cols[k].col) {
+            c2i_copy32(dst, sizeof *out, (const char *)cols[k].col + (size_t)first * 4 * cols[k].comps,
+                       4 * cols[k].comps, n, cols[k].comps);
+        }
+        for (uint32_t i = 0; !cols[k].col && cols[k].absent != 0.0f && i < n; i++) {
+            memcpy(dst + (size_t)i * sizeof *out, &cols[k].absent, 4); /* one value: weight */
+        }
+    }
+}
+
+float c2i_event_weight(const c2_event *ev, uint32_t i)
+{
+    float w = 1.0f;
+    if (ev->photons) {
+        w = ev->photons[i].weight;
+    } else if (ev->columns.weight) {
+        memcpy(&w, (const char *)ev->columns.weight + 4 * (size_t)i, 4);
+    }
+    return w;
+}
+
 int c2_event_validate(const c2_geometry *g, const c2_event *ev, c2_error *err)
 {
     if (!g || !g->built) {
@@ -151,11 +191,23 @@ int c2_event_validate(const c2_geometry *g, const c2_event *ev, c2_error *err)
     if (ev->want & ~(uint32_t)(C2_RETURN_HITS | C2_RETURN_PHOTONS | C2_RETURN_CHANNELS)) {
         return c2i_fail(err, C2_EINVAL, "want has unknown bits 0x%x", ev->want);
     }
-    if ((ev->nphotons && !ev->photons) || (ev->nsources && !ev->sources) || (ev->nspectra && !ev->spectra)) {
+    const c2_photon_columns *cols = &ev->columns;
+    if (ev->photons && cols->pos) {
+        return c2i_fail(err, C2_EINVAL, "photons given both as records and as columns");
+    }
+    if (cols->pos && (!cols->dir || !cols->wavelength)) {
+        return c2i_fail(err, C2_EINVAL, "photon columns: pos, dir and wavelength are required");
+    }
+    if ((ev->nphotons && !ev->photons && !cols->pos) || (ev->nsources && !ev->sources) ||
+        (ev->nspectra && !ev->spectra)) {
         return c2i_fail(err, C2_EINVAL, "photons, sources or spectra is NULL with a nonzero count");
     }
+    c2_photon block[256]; /* columns are checked as records, a block at a time */
     for (uint32_t i = 0; i < ev->nphotons; i++) {
-        const c2_photon *p = &ev->photons[i];
+        if (i % 256 == 0) {
+            c2i_event_photons(ev, i, ev->nphotons - i < 256 ? ev->nphotons - i : 256, block);
+        }
+        const c2_photon *p = &block[i % 256];
         if (!eng_finite(p->pos, 3) || !isfinite(p->time) || !isfinite(p->weight) || p->weight < 0.0f) {
             return c2i_fail(err, C2_ERANGE, "photon %u: position, time and weight must be finite (weight >= 0)", i);
         }
@@ -266,6 +318,12 @@ static void eng_channel_add(c2_channel_summary *c, const c2_hit *h, float w)
  * same bytes whatever ran the event. Channel ids up to a few times the
  * hit count (detectors number their channels densely) go straight into a
  * table indexed by channel; sparse ids are sorted first (stable). */
+/* explicit photons carry their weight; source photons weigh 1 */
+static float eng_hit_weight(const c2_event *ev, const c2_hit *h)
+{
+    return h->photon_id < ev->nphotons ? c2i_event_weight(ev, h->photon_id) : 1.0f;
+}
+
 int c2i_result_channels(c2_event_result *r, const c2_event *ev)
 {
     if (r->nhits == 0) {
@@ -288,8 +346,7 @@ int c2i_result_channels(c2_event_result *r, const c2_event *ev)
     if (dense) {
         for (uint32_t i = 0; i < nh; i++) {
             const c2_hit *h = &r->hits[i];
-            float w = ev->photons && h->photon_id < ev->nphotons ? ev->photons[h->photon_id].weight : 1.0f;
-            eng_channel_add(&sum[h->channel], h, w);
+            eng_channel_add(&sum[h->channel], h, eng_hit_weight(ev, h));
         }
         for (uint32_t c = 0; c <= top; c++) { /* compact, in channel order */
             if (sum[c].count) {
@@ -304,9 +361,8 @@ int c2i_result_channels(c2_event_result *r, const c2_event *ev)
         c2i_radix_order(keys, nh, order, order + nh);
         for (uint32_t k = 0; k < nh; k++) {
             const c2_hit *h = &r->hits[order[k]];
-            float w = ev->photons && h->photon_id < ev->nphotons ? ev->photons[h->photon_id].weight : 1.0f;
             n += n == 0 || sum[n - 1].channel != h->channel;
-            eng_channel_add(&sum[n - 1], h, w);
+            eng_channel_add(&sum[n - 1], h, eng_hit_weight(ev, h));
         }
         free(keys);
     }
@@ -404,11 +460,19 @@ int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents
     j.chunk_base = calloc((size_t)nevents + 1, sizeof *j.chunk_base);
     j.kev = calloc(nevents ? nevents : 1, sizeof *j.kev);
     j.ends = calloc(nevents ? nevents : 1, sizeof *j.ends);
-    int rc = (!w || !tid || !j.chunk_base || !j.kev || !j.ends) ? C2_ENOMEM : 0;
+    j.records = calloc(nevents ? nevents : 1, sizeof *j.records);
+    int rc = (!w || !tid || !j.chunk_base || !j.kev || !j.ends || !j.records) ? C2_ENOMEM : 0;
     for (uint32_t e = 0; e < nevents && !rc; e++) {
         const c2_event *ev = &events[e];
         uint64_t *sb = malloc(((size_t)ev->nsources + 1) * sizeof *sb);
-        if (!sb) {
+        /* the physics starts photons from records */
+        const c2_photon *photons = ev->photons;
+        if (!photons && ev->nphotons && (j.records[e] = malloc((size_t)ev->nphotons * sizeof(c2_photon)))) {
+            c2i_event_photons(ev, 0, ev->nphotons, j.records[e]);
+            photons = j.records[e];
+        }
+        if (!sb || (ev->nphotons && !photons)) {
+            free(sb);
             rc = C2_ENOMEM;
             break;
         }
@@ -418,7 +482,7 @@ int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents
                                .nphotons = ev->nphotons,
                                .nsources = ev->nsources,
                                .want = ev->want,
-                               .photons = ev->photons,
+                               .photons = photons,
                                .sources = ev->sources,
                                .source_base = sb,
                                .spectra = ev->spectra};
@@ -467,14 +531,16 @@ int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents
         free(w[k].hits);
         free(w[k].counts);
     }
-    for (uint32_t e = 0; e < nevents && j.kev && j.ends; e++) {
+    for (uint32_t e = 0; e < nevents && j.kev && j.ends && j.records; e++) {
         free((void *)j.kev[e].source_base);
         free(j.ends[e]);
+        free(j.records[e]);
     }
     free(w);
     free(tid);
     free(j.chunk_base);
     free(j.kev);
     free(j.ends);
+    free(j.records);
     return rc ? c2i_fail(err, rc, "engine: out of memory") : 0;
 }

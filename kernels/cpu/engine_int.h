@@ -6,11 +6,39 @@
 #ifndef C2I_ENGINE_INT_H
 #define C2I_ENGINE_INT_H
 
+#include <string.h>
+
 #include "chroma2/engine.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Copies n records of comps 4-byte values from src (records src_stride
+ * bytes apart) to dst (dst_stride apart); either may be unaligned. Fixed
+ * 4-byte copies, which the compiler turns into moves: a memcpy of a
+ * variable record size is a library call per record. */
+static inline void c2i_copy32(void *dst, size_t dst_stride, const void *src, size_t src_stride, size_t n, size_t comps)
+{
+    unsigned char *d = (unsigned char *)dst;
+    const unsigned char *s = (const unsigned char *)src;
+    if (dst_stride == 4 * comps && src_stride == dst_stride) {
+        memcpy(d, s, n * dst_stride);
+        return;
+    }
+    for (size_t i = 0; i < n; i++, d += dst_stride, s += src_stride) {
+        for (size_t c = 0; c < comps; c++) {
+            memcpy(d + 4 * c, s + 4 * c, 4);
+        }
+    }
+}
+
+/* Explicit photons [first, first + n) of ev as input records in out (the
+ * kinematic fields; every other field zero), from its records or its
+ * columns. */
+void c2i_event_photons(const c2_event *ev, uint32_t first, uint32_t n, c2_photon *out);
+/* The weight of explicit photon i of ev. */
+float c2i_event_weight(const c2_event *ev, uint32_t i);
 
 /* Fills r->channels (malloc'd) and r->nchannels from r's hits, which must
  * be sorted by photon id: count, earliest time and summed weight (the

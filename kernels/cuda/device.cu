@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../cpu/engine_int.h"
 #include "../geometry/geometry_int.h"
 #include "cuda_int.h"
 
@@ -163,9 +164,8 @@ void c2c_batch_fill(const c2c_geometry *dg, const c2c_batch *b, const c2_event *
             base[s + 1] = base[s] + ev->sources[s].nphotons;
         }
         first[e + 1] = first[e] + base[ev->nsources];
-        if (ev->nphotons) {
-            memcpy(host + b->off[C2C_B_PHOTONS] + ph_i * sizeof(c2_photon), ev->photons,
-                   ev->nphotons * sizeof(c2_photon));
+        if (ev->nphotons) { /* records, or columns made into records */
+            c2i_event_photons(ev, 0, ev->nphotons, (c2_photon *)(host + b->off[C2C_B_PHOTONS]) + ph_i);
         }
         if (ev->nsources) {
             memcpy(host + b->off[C2C_B_SOURCES] + src_i * sizeof(c2_source), ev->sources,

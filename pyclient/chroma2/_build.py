@@ -60,9 +60,13 @@ typedef struct c2_hit {
 } c2_hit;
 typedef struct c2_channel_summary { int32_t channel; uint32_t count; float first_time; float charge; } c2_channel_summary;
 
+typedef struct c2_photon_columns {
+    const void *pos; const void *dir; const void *wavelength;
+    const void *pol; const void *time; const void *weight;
+} c2_photon_columns;
 typedef struct c2_event {
     uint64_t id; uint64_t seed; uint32_t max_steps; uint32_t want;
-    const c2_photon *photons; uint32_t nphotons;
+    const c2_photon *photons; uint32_t nphotons; c2_photon_columns columns;
     const c2_source *sources; uint32_t nsources;
     const float *spectra; uint32_t nspectra;
     const int *stop;
@@ -96,13 +100,9 @@ int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents
 typedef struct c2_client c2_client;
 typedef struct c2_future c2_future;
 typedef struct c2_reply c2_reply;
-typedef struct c2_photon_columns {
-    const float *pos; const float *dir; const float *wavelength;
-    const float *pol; const float *time; const float *weight;
-} c2_photon_columns;
 typedef struct c2_submit_opts {
     const char *geometry; const char *digest; uint32_t spectra_nwl; uint32_t deadline_ms;
-    int32_t priority; const c2_photon_columns *columns;
+    int32_t priority;
 } c2_submit_opts;
 int c2_client_open(const char *url, c2_client **out, c2_error *err);
 void c2_client_close(c2_client *c);

@@ -47,7 +47,7 @@ class LocalEngine:
         for i, d in enumerate(events):
             if d.spectra is not None and d.spectra.shape[1] != nwl:
                 raise ValueError(f"event {i}: spectra have {d.spectra.shape[1]} values, the grid has {nwl}")
-            cev[i] = d.c_event(keep, records=True)[0][0]
+            cev[i] = d.c_event(keep)[0][0]
         res = ffi.new("c2_event_result[]", len(events))
         err = ffi.new("c2_error *")
         rc = lib.c2_engine_run(self._g, cev, len(events), res, self.threads, err)

@@ -279,11 +279,10 @@ class EventDescriptor:
             a[i] = (s.pos, s.time, s.direction, s.cos_half_angle, s.wavelength, s.spectrum, s.nphotons, 0)
         return a
 
-    def c_event(self, keep, records=False):
+    def c_event(self, keep):
         """The c2_event (and, for the client, its c2_submit_opts) for C.
         keep: a list that must outlive the C call (it holds the buffers).
-        records: photons as c2_photon records (the engine's form) instead of
-        columns (the client's, passed without copying)."""
+        Photons go as columns, passed without copying."""
         ev = ffi.new("c2_event *")
         keep.append(ev)
         ev.id, ev.seed, ev.max_steps, ev.want = self.event_id, self.seed, self.max_steps, self._want_bits()
@@ -292,24 +291,12 @@ class EventDescriptor:
         p = self.photons
         if p is not None and len(p):
             ev.nphotons = len(p)
-            if records:
-                rec = np.zeros(len(p), PHOTON_DTYPE)
-                rec["pos"], rec["dir"], rec["wavelength"] = p.pos, p.dir, p.wavelengths
-                rec["pol"] = 0.0 if p.pol is None else p.pol
-                rec["time"] = 0.0 if p.t is None else p.t
-                rec["weight"] = 1.0 if p.weights is None else p.weights
-                keep.append(rec)
-                ev.photons = ffi.cast("c2_photon *", ffi.from_buffer(rec))
-            else:
-                cols = ffi.new("c2_photon_columns *")
-                keep.append(cols)
-                for field, a in (("pos", p.pos), ("dir", p.dir), ("wavelength", p.wavelengths), ("pol", p.pol),
-                                 ("time", p.t), ("weight", p.weights)):
-                    if a is not None:
-                        buf = ffi.from_buffer("float[]", a)
-                        keep.append(buf)
-                        setattr(cols, field, buf)
-                opts.columns = cols
+            for field, a in (("pos", p.pos), ("dir", p.dir), ("wavelength", p.wavelengths), ("pol", p.pol),
+                             ("time", p.t), ("weight", p.weights)):
+                if a is not None:
+                    buf = ffi.from_buffer("float[]", a)
+                    keep.append(buf)
+                    setattr(ev.columns, field, buf)
         if self.sources:
             src = self._sources_array()
             keep.append(src)

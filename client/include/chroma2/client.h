@@ -76,19 +76,6 @@ void c2_reply_free(c2_reply *r);
 /* Round trip of a ping, in seconds. */
 int c2_client_ping(c2_client *c, uint32_t timeout_ms, double *seconds, c2_error *err);
 
-/* Explicit photons as columns (structure of arrays, as numpy holds them)
- * instead of c2_photon records: n rows each, packed floats. The first three
- * are required; pol NULL: random, time NULL: 0, weight NULL: 1. They go onto
- * the wire as they are, with no conversion. */
-typedef struct c2_photon_columns {
-    const float *pos;        /* n x 3 */
-    const float *dir;        /* n x 3 */
-    const float *wavelength; /* n */
-    const float *pol;        /* n x 3 or NULL */
-    const float *time;       /* n or NULL */
-    const float *weight;     /* n or NULL */
-} c2_photon_columns;
-
 /* Options of a submission beyond the c2_event. NULL: all defaults. */
 typedef struct c2_submit_opts {
     const char *geometry; /* NULL: "default" */
@@ -98,9 +85,6 @@ typedef struct c2_submit_opts {
                              C2_ETIMEDOUT if no reply came by
                              deadline_ms + C2_DEADLINE_GRACE_MS */
     int32_t priority;     /* -10..10 */
-    /* non-NULL: ev->nphotons photons read from these columns, and
-     * ev->photons must be NULL */
-    const c2_photon_columns *columns;
 } c2_submit_opts;
 
 /* Sends one event. The arrays of ev are copied into the request before

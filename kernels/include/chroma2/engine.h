@@ -280,8 +280,24 @@ enum {
 
 #define C2_DEFAULT_MAX_STEPS 1000u
 
-/* One event. Photon ids: photons[i] has id i, then the sources' photons in
- * order. The engine reads the arrays only during c2_engine_run. */
+/* Explicit photons as columns (structure of arrays, as numpy and the wire
+ * hold them) instead of c2_photon records: n rows each of packed host-order
+ * 4-byte floats, at any alignment (the daemon points these into a request
+ * message). pos, dir and wavelength are required; pol NULL: random
+ * polarisation, time NULL: 0, weight NULL: 1. */
+typedef struct c2_photon_columns {
+    const void *pos;        /* n x 3 */
+    const void *dir;        /* n x 3 */
+    const void *wavelength; /* n */
+    const void *pol;        /* n x 3 or NULL */
+    const void *time;       /* n or NULL */
+    const void *weight;     /* n or NULL */
+} c2_photon_columns;
+
+/* One event. Photon ids: explicit photon i has id i, then the sources'
+ * photons in order. The explicit photons are records (photons) or columns
+ * (columns.pos set, photons NULL). The engine reads the arrays only during
+ * c2_engine_run. */
 typedef struct c2_event {
     uint64_t id;   /* with seed, keys the random numbers */
     uint64_t seed;
@@ -289,6 +305,7 @@ typedef struct c2_event {
     uint32_t want;      /* C2_RETURN_* bits */
     const c2_photon *photons;
     uint32_t nphotons;
+    c2_photon_columns columns;
     const c2_source *sources;
     uint32_t nsources;
     const float *spectra; /* nspectra CDFs of nwl values on the geometry's grid */
