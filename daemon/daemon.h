@@ -136,8 +136,9 @@ typedef struct c2d_sched c2d_sched;
 
 typedef struct c2d_counts {
     uint64_t accepted, completed, failed, cancelled, expired, rejected_busy;
-    uint64_t photons, queued, running;
-    double photons_per_s, ns_per_photon, busy;
+    uint64_t photons, queued, running, batches;
+    double photons_per_s, ns_per_photon;
+    double busy, reply_busy; /* shares of the last stats window the backend thread ran batches, answered them */
     uint64_t pool_bytes, pool_limit;
     uint64_t rss_bytes; /* the process's resident memory */
     uint32_t geometries;

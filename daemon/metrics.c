@@ -68,6 +68,12 @@ static void metrics_prometheus(nng_aio *aio)
         "# HELP chroma2_backend_busy_ratio Fraction of the last stats window the backend was running.\n"
         "# TYPE chroma2_backend_busy_ratio gauge\n"
         "chroma2_backend_busy_ratio{backend=\"%s\"} %g\n"
+        "# HELP chroma2_reply_busy_ratio Fraction of the last stats window the backend thread spent answering.\n"
+        "# TYPE chroma2_reply_busy_ratio gauge\n"
+        "chroma2_reply_busy_ratio %g\n"
+        "# HELP chroma2_batches_total Backend runs since start (events batched together run as one).\n"
+        "# TYPE chroma2_batches_total counter\n"
+        "chroma2_batches_total %llu\n"
         "# HELP chroma2_events Events waiting or running now.\n"
         "# TYPE chroma2_events gauge\n"
         "chroma2_events{state=\"queued\"} %llu\n"
@@ -88,7 +94,7 @@ static void metrics_prometheus(nng_aio *aio)
         (unsigned long long)c.accepted, (unsigned long long)c.completed, (unsigned long long)c.failed,
         (unsigned long long)c.cancelled, (unsigned long long)c.expired, (unsigned long long)c.rejected_busy,
         (unsigned long long)c.photons, c.photons_per_s, c.ns_per_photon, m->backend->name, c.busy,
-        (unsigned long long)c.queued, (unsigned long long)c.running, (unsigned long long)c.pool_bytes,
+        c.reply_busy, (unsigned long long)c.batches, (unsigned long long)c.queued, (unsigned long long)c.running, (unsigned long long)c.pool_bytes,
         (unsigned long long)c.pool_limit, (unsigned long long)c.rss_bytes, c.geometries, !c.draining);
     metrics_reply(aio, 200, "text/plain; version=0.0.4", buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
 }

@@ -59,7 +59,7 @@ struct c2d_sched {
                          lost); empty while it can */
     c2d_counts counts;
     uint64_t window_photons;
-    double window_busy, window_start;
+    double window_busy, window_reply, window_start; /* seconds running batches, answering them */
     pthread_t thread;
 };
 
@@ -388,8 +388,9 @@ void c2d_sched_tick(c2d_sched *s)
         s->counts.photons_per_s = (double)s->window_photons / dt;
         s->counts.ns_per_photon = s->window_photons ? 1e9 * s->window_busy / (double)s->window_photons : 0.0;
         s->counts.busy = fmin(1.0, s->window_busy / dt);
+        s->counts.reply_busy = fmin(1.0, s->window_reply / dt);
         s->window_photons = 0;
-        s->window_busy = 0.0;
+        s->window_busy = s->window_reply = 0.0;
         s->window_start = now;
     }
     pthread_mutex_unlock(&s->mu);
@@ -446,6 +447,7 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
         s->draining = 1; /* no new events: the daemon exits once the main loop sees it */
     }
     s->window_busy += t1 - t0;
+    s->counts.batches++;
     s->window_photons += rc ? 0 : photons;
     s->counts.photons += rc ? 0 : photons;
     for (uint32_t i = 0; i < n; i++) {
@@ -500,6 +502,10 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
     }
     free(ev);
     free(res);
+    double t2 = sched_now();
+    pthread_mutex_lock(&s->mu);
+    s->window_reply += t2 - t1;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void *sched_main(void *arg)

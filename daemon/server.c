@@ -214,7 +214,7 @@ static nng_msg *server_stats(c2d_server *srv, const c2p_msg *req)
     c2d_counts c;
     c2d_sched_counts(srv->sched, &c);
     msgpack_packer pk;
-    nng_msg *out = server_reply_begin(&pk, req, 10);
+    nng_msg *out = server_reply_begin(&pk, req, 12);
     if (!out) {
         return NULL;
     }
@@ -232,6 +232,8 @@ static nng_msg *server_stats(c2d_server *srv, const c2p_msg *req)
     c2p_pack_kv_u64(&pk, "queued", c.queued);
     c2p_pack_kv_u64(&pk, "running", c.running);
     c2p_pack_kv_f64(&pk, "backend_busy", c.busy);
+    c2p_pack_kv_f64(&pk, "reply_busy", c.reply_busy);
+    c2p_pack_kv_u64(&pk, "batches", c.batches);
     c2p_pack_kv_u64(&pk, "rss_bytes", c.rss_bytes);
     c2p_pack_kv_u64(&pk, "pool_bytes", c.pool_bytes);
     c2p_pack_kv_u64(&pk, "pool_limit_bytes", c.pool_limit);

@@ -7,15 +7,19 @@
  *      raw NNG ipc moving the same bytes to a REP socket that only replies;
  *   3. 100-photon events per second from 16 concurrent clients;
  *   4. the time per such event through the daemon against the engine alone;
- *   5. photons/s of 1000-photon events from 16 clients against photons/s
- *      of one 10 M-photon event, both through the daemon (the GPU issue's
- *      "many small events" benchmark; run it with --backend cuda there).
+ *   5. photons/s of 1000-photon events from 16 clients (16, then 48 in
+ *      flight each) against photons/s of one 10 M-photon event, both
+ *      through the daemon (the GPU issue's "many small events" benchmark;
+ *      run it with --backend cuda there);
+ *   6. the raw NNG rate of such small round trips (16 clients, a REP
+ *      server with contexts that only answers): the ceiling of 5.
  * Prints a markdown table for doc/benchmarks.md. A benchmark, not a test.
  *
  * Usage: bench-ipc [--backend cpu|cuda|auto]   (default: the daemon's, auto)
  */
 #define _GNU_SOURCE
 #include <math.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -92,6 +96,118 @@ static double raw_round_trip(const char *url, const void *buf, size_t len, int r
     return best;
 }
 
+enum { CLIENTS = 16 }; /* concurrent clients of the small-event benchmarks */
+
+/* ---- the raw NNG message rate: what small events through any REP server
+ * over ipc are bounded by ---- */
+
+enum { RAW_REQ = 200, RAW_REPLY = 3000, RAW_CTXS = 1024 }; /* a 1000-photon source event and its hits */
+
+typedef struct raw_ctx {
+    nng_ctx ctx;
+    nng_aio *aio;
+    int sending;
+    atomic_long *done; /* clients: round trips completed */
+    double until;
+} raw_ctx;
+
+static void raw_echo_cb(void *p) /* server: each context receives, answers RAW_REPLY bytes, again */
+{
+    raw_ctx *x = p;
+    if (nng_aio_result(x->aio) != 0) {
+        return;
+    }
+    if (!x->sending) {
+        nng_msg *m = nng_aio_get_msg(x->aio);
+        nng_msg_realloc(m, RAW_REPLY);
+        nng_aio_set_msg(x->aio, m);
+        x->sending = 1;
+        nng_ctx_send(x->ctx, x->aio);
+    } else {
+        x->sending = 0;
+        nng_ctx_recv(x->ctx, x->aio);
+    }
+}
+
+static void raw_ask_cb(void *p) /* client: each context sends RAW_REQ bytes, receives, again */
+{
+    raw_ctx *x = p;
+    if (nng_aio_result(x->aio) != 0) {
+        return;
+    }
+    if (x->sending) {
+        x->sending = 0;
+        nng_ctx_recv(x->ctx, x->aio);
+        return;
+    }
+    nng_msg_free(nng_aio_get_msg(x->aio));
+    atomic_fetch_add(x->done, 1);
+    nng_msg *m;
+    if (now_s() < x->until && nng_msg_alloc(&m, RAW_REQ) == 0) {
+        nng_aio_set_msg(x->aio, m);
+        x->sending = 1;
+        nng_ctx_send(x->ctx, x->aio);
+    }
+}
+
+/* Round trips/s of CLIENTS REQ sockets with window contexts each against a
+ * REP server with contexts in another process, for 3 s. */
+static double raw_message_rate(const char *url, uint32_t window)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        nng_socket s;
+        static raw_ctx x[RAW_CTXS];
+        if (nng_rep0_open(&s) || nng_listen(s, url, NULL, 0)) {
+            _exit(1);
+        }
+        for (int i = 0; i < RAW_CTXS; i++) {
+            if (nng_ctx_open(&x[i].ctx, s) == 0 && nng_aio_alloc(&x[i].aio, raw_echo_cb, &x[i]) == 0) {
+                nng_ctx_recv(x[i].ctx, x[i].aio);
+            }
+        }
+        pause(); /* until killed */
+        _exit(0);
+    }
+    atomic_long done = 0;
+    nng_socket socks[CLIENTS];
+    raw_ctx *x = calloc((size_t)CLIENTS * window, sizeof *x);
+    double until = now_s() + 3.0;
+    for (int c = 0; c < CLIENTS; c++) {
+        int up = nng_req0_open(&socks[c]) == 0;
+        for (int k = 0; up && k < 200 && nng_dial(socks[c], url, NULL, 0) != 0; k++) {
+            usleep(10000); /* the server is starting */
+        }
+        for (uint32_t k = 0; up && k < window; k++) {
+            raw_ctx *r = &x[c * window + k];
+            nng_msg *m;
+            r->done = &done;
+            r->until = until;
+            r->sending = 1;
+            if (nng_ctx_open(&r->ctx, socks[c]) == 0 && nng_aio_alloc(&r->aio, raw_ask_cb, r) == 0 &&
+                nng_msg_alloc(&m, RAW_REQ) == 0) {
+                nng_aio_set_msg(r->aio, m);
+                nng_ctx_send(r->ctx, r->aio);
+            }
+        }
+    }
+    double t0 = now_s();
+    while (now_s() < until) {
+        usleep(10000);
+    }
+    double rate = (double)atomic_load(&done) / (now_s() - t0);
+    for (int c = 0; c < CLIENTS; c++) {
+        nng_close(socks[c]);
+    }
+    for (uint32_t i = 0; i < CLIENTS * window; i++) {
+        nng_aio_free(x[i].aio);
+    }
+    free(x);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return rate;
+}
+
 /* ---- many small events from many clients ---- */
 
 typedef struct small_arg {
@@ -138,6 +254,8 @@ static void *small_client(void *p)
     return NULL;
 }
 
+
+/* photons/s of 16 clients sending events of n photons for 5 s */
 /* A top-level field of the reply to a request of this type, read with
  * the codec's typed readers: a number (returned; -1 when absent), or,
  * with str, a string copied into it. */
@@ -168,10 +286,13 @@ static double reply_value(c2_client *c, const char *type, const char *key, char 
     return v;
 }
 
-/* photons/s of 16 clients sending events of n photons for 5 s */
-static double small_events(const char *url, uint32_t n, uint32_t window, double *events_per_s)
+/* Runs 16 clients submitting n-photon events, window in flight each, for
+ * 5 s; returns photons/s, sets events/s and the daemon's batches and
+ * reply_busy share over the run. */
+static double small_events(c2_client *c, const char *url, uint32_t n, uint32_t window, double *events_per_s,
+                           double *per_batch, double *reply_busy)
 {
-    enum { CLIENTS = 16 };
+    double b0 = reply_value(c, "stats", "batches", NULL, 0);
     small_arg a[CLIENTS];
     pthread_t th[CLIENTS];
     double t0 = now_s();
@@ -185,6 +306,8 @@ static double small_events(const char *url, uint32_t n, uint32_t window, double 
         done += a[i].done;
     }
     *events_per_s = (double)done / (now_s() - t0);
+    *per_batch = (double)done / (reply_value(c, "stats", "batches", NULL, 0) - b0);
+    *reply_busy = reply_value(c, "stats", "reply_busy", NULL, 0); /* the last stats interval's */
     return *events_per_s * n;
 }
 
@@ -232,6 +355,10 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "/tmp/c2-bench-%d.sock", (int)getpid());
     snprintf(url, sizeof url, "ipc://%s", path);
     snprintf(raw_url, sizeof raw_url, "ipc:///tmp/c2-bench-raw-%d.sock", (int)getpid());
+    /* 6. first, while no NNG thread exists yet to be lost by its fork: the
+     * raw message rate of small round trips */
+    double raw_rate = raw_message_rate(raw_url, 16);
+    unlink(raw_url + strlen("ipc://"));
     pid_t daemon = fork();
     if (daemon == 0) {
         execl("build/bin/chroma2d", "chroma2d", "--listen", url, "--log-level", "warn", "--backend", backend,
@@ -341,12 +468,15 @@ int main(int argc, char **argv)
     pthread_join(raw_th, NULL);
 
     /* 3. 100-photon events from 16 clients for 5 s */
-    enum { CLIENTS = 16 };
-    double small_rate = 0, kilo_rate = 0;
-    small_events(url, 100, 4, &small_rate);
-    /* 5. 1000-photon events from 16 clients, 16 in flight each; one large event */
-    double kilo_photons = small_events(url, 1000, 16, &kilo_rate);
+    double small_rate = 0, kilo_rate = 0, deep_rate = 0, per_batch[3], reply_busy[3];
+    small_events(c, url, 100, 4, &small_rate, &per_batch[0], &reply_busy[0]);
+    /* 5. 1000-photon events from 16 clients, 16 in flight each, then 48
+     * (768 of the daemon's default 1024: how far the rate is latency-bound);
+     * one large event */
+    double kilo_photons = small_events(c, url, 1000, 16, &kilo_rate, &per_batch[1], &reply_busy[1]);
     double kilo_busy = reply_value(c, "stats", "backend_busy", NULL, 0); /* the last stats interval's */
+    double deep_photons = small_events(c, url, 1000, 48, &deep_rate, &per_batch[2], &reply_busy[2]);
+    double deep_busy = reply_value(c, "stats", "backend_busy", NULL, 0);
     double large_photons = large_event(c, 10000000u);
     char hello_backend[64] = "";
     reply_value(c, "status", "backend", hello_backend, sizeof hello_backend);
@@ -382,16 +512,24 @@ int main(int argc, char **argv)
            1e3 * raw_best, sb.size / 1e6 / raw_best);
     printf("| chroma2d request path / raw NNG: columns, records | %.0f%%, %.0f%% |\n", 100.0 * raw_best / best[0],
            100.0 * raw_best / best[1]);
-    printf("| 100-photon events/s, %d clients x 4 in flight (%ld cores) | %.0f |\n", CLIENTS, cores, small_rate);
+    printf("| 100-photon events/s, %d clients x 4 in flight (%ld cores); events per batch | %.0f; %.1f |\n", CLIENTS,
+           cores, small_rate, per_batch[0]);
     printf("| time per 100-photon event: through chroma2d / engine alone | %.1f us / %.1f us |\n",
            1e6 / small_rate, 1e6 * engine_per_event);
     printf("| overhead per event over the engine alone | %.1f us |\n", 1e6 / small_rate - 1e6 * engine_per_event);
     printf("| backend | %s |\n", hello_backend);
     printf("| 1000-photon events, %d clients x 16 in flight: events/s, photons/s | %.0f, %.3g |\n", CLIENTS,
            kilo_rate, kilo_photons);
-    printf("| backend busy while they ran (the daemon's last stats interval) | %.0f%% |\n", 100.0 * kilo_busy);
+    printf("| backend running / answering while they ran (the daemon's last stats interval); events per batch | "
+           "%.0f%% / %.0f%%; %.1f |\n", 100.0 * kilo_busy, 100.0 * reply_busy[1], per_batch[1]);
     printf("| one 10 M-photon event (10,000 sources), hits returned: photons/s | %.3g |\n", large_photons);
-    printf("| many small events / one large event | %.0f%% |\n", 100.0 * kilo_photons / large_photons);
+    printf("| the same, 16 clients x 48 in flight: events/s, photons/s; running / answering; events per batch | "
+           "%.0f, %.3g; %.0f%% / %.0f%%; %.1f |\n", deep_rate, deep_photons, 100.0 * deep_busy, 100.0 * reply_busy[2],
+           per_batch[2]);
+    printf("| raw NNG ipc REQ/REP, %d clients x 16 in flight, %d-byte requests, %d-byte replies from a REP "
+           "server with contexts: round trips/s | %.0f |\n", CLIENTS, RAW_REQ, RAW_REPLY, raw_rate);
+    printf("| many small events / one large event: 16, 48 in flight | %.0f%%, %.0f%% |\n",
+           100.0 * kilo_photons / large_photons, 100.0 * deep_photons / large_photons);
 
     c2_client_close(c);
     kill(daemon, SIGTERM);
