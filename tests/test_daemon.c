@@ -189,9 +189,9 @@ static int result_matches(const daemon_proc *d, const c2_event_result *r, const 
     return both >= 0.999 * e->nhits && r->nhits <= e->nhits + 1 + e->nhits / 1000 && dsteps <= 0.001 * e->steps + 2;
 }
 
-/* Polls stats until events.<key> reaches want (or 5 s pass); returns the
- * last value seen. */
-static uint64_t wait_events_stat(c2_client *c, const char *key, uint64_t want)
+/* Polls stats until the uint <outer>.<key> (outer NULL: top level) reaches
+ * want (or 5 s pass); returns the last value seen. */
+static uint64_t wait_stat(c2_client *c, const char *outer, const char *key, uint64_t want)
 {
     uint64_t v = 0;
     for (int tries = 0; tries < 100 && v < want; tries++) {
@@ -203,8 +203,8 @@ static uint64_t wait_events_stat(c2_client *c, const char *key, uint64_t want)
         c2p_msg m;
         c2p_err perr;
         CHECK(c2p_parse_reply(&m, data, len, &perr) == 0, "%s", perr.msg);
-        const msgpack_object *x = reply_field(&m, "events", key);
-        v = x ? x->via.u64 : 0;
+        const msgpack_object *x = reply_field(&m, outer, key);
+        v = x && x->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? x->via.u64 : 0;
         c2p_msg_free(&m);
         c2_reply_free(r);
         if (v < want) {
@@ -379,6 +379,14 @@ TEST(daemon_results_match_engine)
         CHECK(a[w].ok, "client %d: a result differs from the engine's", w);
     }
     printf("  %d clients x 3 overlapping events: every result identical to the engine's\n", CLIENTS);
+    /* stats count them, and the batches they ran in (merged: no more batches than events) */
+    c2_client *c;
+    c2_error err = {0};
+    CHECK(c2_client_open(d.url, &c, &err) == 0, "%s", err.msg);
+    uint64_t done = wait_stat(c, "events", "completed", 3 * CLIENTS), batches = wait_stat(c, NULL, "batches", 1);
+    printf("  stats: %llu completed in %llu batches\n", (unsigned long long)done, (unsigned long long)batches);
+    CHECK(done == 3 * CLIENTS && batches >= 1 && batches <= done, "stats disagree with the events run");
+    c2_client_close(c);
     for (int w = 0; w < CLIENTS; w++) {
         for (int k = 0; k < 3; k++) {
             c2_event_result_free(&ref[w][k]);
@@ -424,7 +432,7 @@ TEST(daemon_cancel_and_deadline)
     c2_future *expiring = submit(c, 3, 1000, &late);
     /* a cancel by request id finds only an event the daemon has taken:
      * requests on different contexts may arrive in any order */
-    CHECK(wait_events_stat(c, "accepted", 3) >= 3, "the three events were not accepted");
+    CHECK(wait_stat(c, "events", "accepted", 3) >= 3, "the three events were not accepted");
     CHECK(c2_future_cancel(queued, &err) == 0, "cancel: %s", err.msg);
     int rc = outcome(queued, &err);
     printf("  queued event cancelled -> %d: %s\n", rc, err.msg);
@@ -449,7 +457,7 @@ TEST(daemon_cancel_and_deadline)
     CHECK(rc == C2_REMOTE_DEADLINE && strstr(err.msg, "while running"), "running deadline: %s", err.msg);
     /* shutdown's timeout ends the running batch: SHUTTING_DOWN, exit 0 */
     c2_future *last = submit(c, 6, HUGE, NULL);
-    CHECK(wait_events_stat(c, "accepted", 6) >= 6, "the last event was not accepted");
+    CHECK(wait_stat(c, "events", "accepted", 6) >= 6, "the last event was not accepted");
     /* the body {"timeout_ms": 300} in msgpack */
     static const uint8_t timeout_ms[] = {0xaa, 't', 'i', 'm', 'e', 'o', 'u', 't', '_', 'm', 's', 0xcd, 0x01, 0x2c};
     c2_reply *rep = NULL;
@@ -620,7 +628,7 @@ TEST(daemon_sigterm_drain)
         f[i] = submit(c, 20 + (uint64_t)i, 50000, NULL);
     }
     /* all four accepted before the signal */
-    CHECK(wait_events_stat(c, "accepted", 4) == 4, "the four events were not accepted");
+    CHECK(wait_stat(c, "events", "accepted", 4) == 4, "the four events were not accepted");
     kill(d.pid, SIGTERM);
     int done = 0;
     for (int i = 0; i < 4; i++) {
@@ -661,7 +669,7 @@ TEST(daemon_client_killed)
     c2_future *f = submit(c, 60, 1000, NULL);
     CHECK(outcome(f, &err) == 0, "event after a client died: %s", err.msg);
     c2_future_free(f);
-    uint64_t cancelled = wait_events_stat(c, "cancelled", 2);
+    uint64_t cancelled = wait_stat(c, "events", "cancelled", 2);
     printf("  client killed with 3 events in flight: %llu cancelled by the daemon, others still served\n",
            (unsigned long long)cancelled);
     CHECK(cancelled >= 2, "the dead client's events were not cancelled");
@@ -810,7 +818,7 @@ TEST(daemon_allow_uids)
      * daemon's own user (here root) can */
     c2_client *c = connect_to(&d);
     c2_future *big = submit(c, 1, 2000000000u, NULL); /* ticket 1: the daemon's first event */
-    CHECK(wait_events_stat(c, "accepted", 1) >= 1, "the event was not accepted");
+    CHECK(wait_stat(c, "events", "accepted", 1) >= 1, "the event was not accepted");
     int other = ctl_as(4243, d.url, "cancel 1"), own = ctl(d.url, "cancel 1");
     printf("  chroma2ctl cancel 1 (root's event) as uid 4243 -> exit %d; as root -> exit %d\n", other, own);
     CHECK(other == 1 && own == 0, "cancel by ticket across users: exit %d and %d", other, own);
