@@ -152,10 +152,13 @@ int c2_client_open(const char *url, c2_client **out, c2_error *err)
         nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 0); /* results can be large; the daemon is trusted */
         rv = nng_dialer_create(&c->dialer, c->sock, url);
         if (rv == 0 && strncmp(url, "tls+tcp://", 10) == 0) { /* the daemon's certificate is checked */
-            const char *name = getenv("CHROMA2_TLS_SERVER_NAME");
+            const char *name = getenv("CHROMA2_TLS_SERVER_NAME"), *mine = getenv("CHROMA2_TLS_CERT_KEY");
             rv = nng_dialer_set_string(c->dialer, NNG_OPT_TLS_CA_FILE, ca);
             if (rv == 0 && name && name[0]) {
                 rv = nng_dialer_set_string(c->dialer, NNG_OPT_TLS_SERVER_NAME, name);
+            }
+            if (rv == 0 && mine && mine[0]) { /* ours, for a daemon that asks for one (tls-client-ca) */
+                rv = nng_dialer_set_string(c->dialer, NNG_OPT_TLS_CERT_KEY_FILE, mine);
             }
         }
         rv = rv ? rv : nng_dialer_start(c->dialer, NNG_FLAG_NONBLOCK);

@@ -64,6 +64,8 @@ static const cfg_opt cfg_table[] = {
      "serve /metrics (Prometheus), /healthz and /readyz on an http://HOST:PORT URL"},
     {"tls-cert-key", CFG_PATH, 0, 0, CFG_AT(tls_cert_key), "none",
      "PEM file with the certificate and private key of tls+tcp:// listeners"},
+    {"tls-client-ca", CFG_PATH, 0, 0, CFG_AT(tls_client_ca), "none",
+     "PEM file of the certificates that sign clients' certificates: tls+tcp:// clients must present one"},
     {"config", CFG_PATH, 0, 0, CFG_AT(config_path), "none", "read settings from FILE first"},
 };
 #define CFG_N (sizeof cfg_table / sizeof cfg_table[0])
@@ -142,6 +144,10 @@ static int cfg_set(c2d_config *c, const cfg_opt *o, const char *v, const char *w
         c->listen[c->nlisten++] = v;
         return 0;
     case CFG_PATH:
+        if (!v[0]) {
+            snprintf(err, cap, "%s: %s: needs a file name", where, o->name);
+            return -1;
+        }
         *(const char **)at = v;
         return 0;
     case CFG_UIDS: {

@@ -57,6 +57,7 @@ typedef struct c2d_config {
     const char *config_path;    /* --config FILE, or NULL */
     const char *metrics_url;    /* http://HOST:PORT of the metrics endpoint, or NULL */
     const char *tls_cert_key;   /* PEM certificate and key for tls+tcp:// listeners, or NULL */
+    const char *tls_client_ca;  /* PEM CA certificates that clients of tls+tcp:// must be signed by, or NULL */
     uint32_t allow_uids[C2D_MAX_UIDS]; /* peers allowed besides the daemon's own user; */
     int nallow_uids;                   /* 0: anyone who can open the socket */
     char *owned[C2D_MAX_OWNED]; /* strings read from the file */

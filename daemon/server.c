@@ -18,6 +18,7 @@
  * loop, which cancels that connection's events.
  */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 
 #define SERVER_SPARE_CONTEXTS 64
 
@@ -589,15 +591,17 @@ static void server_work_cb(void *arg)
 /* ---- connections ---- */
 
 /* The allow-list: the daemon's own user, then allow-uids; without a list,
- * anyone who can open the socket. A peer without credentials (tcp) is
- * refused when there is a list. */
-static int server_peer_allowed(const c2d_config *cfg, uint64_t uid)
+ * anyone who can open the socket. A TLS peer whose certificate was
+ * verified (tls-client-ca) is allowed; another peer without credentials
+ * (tcp) is refused when there is a list. */
+static int server_peer_allowed(const c2d_config *cfg, nng_pipe p, uint64_t uid)
 {
+    bool verified = false;
     if (!cfg->nallow_uids) {
         return 1;
     }
     if (uid == C2D_UID_UNKNOWN) {
-        return 0;
+        return cfg->tls_client_ca && nng_pipe_get_bool(p, NNG_OPT_TLS_VERIFIED, &verified) == 0 && verified;
     }
     if (uid == (uint64_t)getuid()) {
         return 1;
@@ -615,7 +619,7 @@ static void server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
     c2d_server *srv = arg;
     if (ev == NNG_PIPE_EV_ADD_PRE) { /* before the socket uses it: a refused peer never sends a request */
         uint64_t uid = server_peer_uid(p);
-        if (!server_peer_allowed(srv->cfg, uid)) {
+        if (!server_peer_allowed(srv->cfg, p, uid)) {
             if (uid == C2D_UID_UNKNOWN) {
                 c2d_log(C2D_LOG_WARN, "connection refused: a peer without credentials (allow-uids is set)");
             } else {
@@ -681,7 +685,12 @@ static int server_listen(c2d_server *srv, server_listener *sl, c2_error *err)
         if (strncmp(sl->url, "ipc://", 6) == 0) {
             nng_listener_set_int(sl->l, NNG_OPT_IPC_PERMISSIONS, (int)srv->cfg->socket_mode);
         } else if (strncmp(sl->url, "tls+tcp://", 10) == 0) {
+            const char *ca = srv->cfg->tls_client_ca;
             rv = nng_listener_set_string(sl->l, NNG_OPT_TLS_CERT_KEY_FILE, srv->cfg->tls_cert_key);
+            if (rv == 0 && ca) { /* mutual TLS: the handshake fails without a certificate ca signed */
+                rv = nng_listener_set_string(sl->l, NNG_OPT_TLS_CA_FILE, ca);
+                rv = rv ? rv : nng_listener_set_int(sl->l, NNG_OPT_TLS_AUTH_MODE, NNG_TLS_AUTH_MODE_REQUIRED);
+            }
         }
         rv = rv ? rv : nng_listener_start(sl->l, 0);
         if (rv != 0) {

@@ -720,36 +720,64 @@ TEST(daemon_quick_close_clients)
 TEST(daemon_tls_listener)
 {
     /* tls+tcp:// with a self-signed certificate: a client that trusts it
-     * is served, one that trusts another certificate or none is not */
-    char dir[] = "/tmp/c2t-tls-XXXXXX", cmd[1024], url[64], pem[128], key[128], cert[128];
+     * is served, one that trusts another certificate or none is not. Then
+     * mutual TLS (tls-client-ca): only a client whose certificate that CA
+     * signed is served, and allow-uids admits it although it has no uid. */
+    char dir[] = "/tmp/c2t-tls-XXXXXX", cmd[2048], url[64], pem[128], cert[128], ca[128], mine[128], rogue[128];
     CHECK(mkdtemp(dir), "mkdtemp");
-    snprintf(key, sizeof key, "%s/key.pem", dir);
     snprintf(cert, sizeof cert, "%s/cert.pem", dir);
     snprintf(pem, sizeof pem, "%s/both.pem", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(mine, sizeof mine, "%s/client.pem", dir);
+    snprintf(rogue, sizeof rogue, "%s/rogue.pem", dir);
     snprintf(cmd, sizeof cmd,
-             "openssl req -x509 -newkey rsa:2048 -nodes -keyout %s -out %s -days 2 -subj /CN=localhost "
-             ">/dev/null 2>&1 && cat %s %s > %s",
-             key, cert, cert, key, pem);
+             "cd %s && (openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 2 "
+             "-subj /CN=localhost && cat cert.pem key.pem > both.pem "
+             "&& openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=c2t-ca "
+             "&& openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=c2t-client "
+             "&& openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.crt -days 2 "
+             "&& cat client.crt client.key > client.pem "
+             "&& openssl req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.crt -days 2 "
+             "-subj /CN=c2t-client && cat rogue.crt rogue.key > rogue.pem) >/dev/null 2>&1",
+             dir);
     if (system(cmd) != 0) {
-        SKIP("openssl cannot make a test certificate");
+        SKIP("openssl cannot make test certificates");
     }
     int port = 20000 + (int)(getpid() % 20000);
     snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", port);
-    const char *const args[] = {"--listen", url, "--tls-cert-key", pem, NULL};
     setenv("CHROMA2_TLS_CA", cert, 1);
     setenv("CHROMA2_TLS_SERVER_NAME", "localhost", 1);
-    daemon_proc d;
-    daemon_start(&d, args); /* also on its ipc socket, through which it is awaited */
-    int trusted = ctl(url, "ping");
-    setenv("CHROMA2_TLS_CA", key, 1); /* not a certificate: nothing is trusted */
-    int untrusted = ctl(url, "ping");
-    unsetenv("CHROMA2_TLS_CA");
-    int none = ctl(url, "ping");
-    printf("  tls+tcp ping trusting the daemon's certificate -> exit %d; trusting none -> exit %d; no CA given -> "
-           "exit %d\n", trusted, untrusted, none);
-    CHECK(trusted == 0 && untrusted == 3 && none == 3, "TLS trust is not what was configured");
-    setenv("CHROMA2_TLS_CA", cert, 1);
-    CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+    {
+        const char *const args[] = {"--listen", url, "--tls-cert-key", pem, NULL};
+        daemon_proc d;
+        daemon_start(&d, args); /* also on its ipc socket, through which it is awaited */
+        int trusted = ctl(url, "ping");
+        setenv("CHROMA2_TLS_CA", mine, 1); /* another certificate: the daemon's is not trusted */
+        int untrusted = ctl(url, "--timeout 2000 ping"); /* refusals need no long wait */
+        unsetenv("CHROMA2_TLS_CA");
+        int none = ctl(url, "--timeout 2000 ping");
+        printf("  tls+tcp ping trusting the daemon's certificate -> exit %d; trusting another -> exit %d; no CA "
+               "given -> exit %d\n", trusted, untrusted, none);
+        CHECK(trusted == 0 && untrusted == 3 && none == 3, "TLS trust is not what was configured");
+        setenv("CHROMA2_TLS_CA", cert, 1);
+        CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+    }
+    {
+        const char *const args[] = {"--listen", url, "--tls-cert-key", pem, "--tls-client-ca", ca,
+                                    "--allow-uids", "4242", NULL};
+        daemon_proc d;
+        daemon_start(&d, args);
+        int without = ctl(url, "--timeout 2000 ping");
+        setenv("CHROMA2_TLS_CERT_KEY", rogue, 1); /* self-signed, not by the CA */
+        int other = ctl(url, "--timeout 2000 ping");
+        setenv("CHROMA2_TLS_CERT_KEY", mine, 1);
+        int signed_ = ctl(url, "ping");
+        unsetenv("CHROMA2_TLS_CERT_KEY");
+        printf("  mutual TLS ping without a client certificate -> exit %d; with one the CA did not sign -> exit "
+               "%d; with one it signed -> exit %d\n", without, other, signed_);
+        CHECK(without == 3 && other == 3 && signed_ == 0, "client certificates are not what was configured");
+        CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+    }
     unsetenv("CHROMA2_TLS_CA");
     unsetenv("CHROMA2_TLS_SERVER_NAME");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -1199,6 +1227,7 @@ TEST(daemon_option_forms)
         {"--config /nonexistent-c2t.conf", "/nonexistent-c2t.conf", 2},
         {"--backend=gpu", "'gpu' is not cpu, cuda or auto", 2},
         {"--trace=maybe", "trace", 2},
+        {"--tls-cert-key=", "tls-cert-key: needs a file name", 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char cmd[512];

@@ -54,7 +54,9 @@ typedef struct c2_future c2_future;
 /* Connects to url (NULL: $CHROMA2_URL, else C2_DEFAULT_URL). A tls+tcp://
  * URL needs $CHROMA2_TLS_CA (a PEM file of the certificates that may sign
  * the daemon's) and, when the URL's host is not the certificate's name,
- * $CHROMA2_TLS_SERVER_NAME. Returns at once;
+ * $CHROMA2_TLS_SERVER_NAME; a daemon that wants client certificates
+ * (tls-client-ca) gets the one in $CHROMA2_TLS_CERT_KEY (a PEM file with
+ * the certificate and its private key). Returns at once;
  * the connection is made, and re-made after a daemon restart, in the
  * background. Close with c2_client_close. */
 int c2_client_open(const char *url, c2_client **out, c2_error *err);
