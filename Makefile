@@ -36,7 +36,7 @@ ENGINE_SRC := kernels/errors.c kernels/geometry/geometry.c kernels/geometry/bvh.
               kernels/geometry/detector.c kernels/cpu/engine.c
 PROTO_SRC  := proto/scan.c proto/columns.c proto/decode.c proto/encode.c proto/geometry.c
 CLIENT_SRC := client/client.c
-DAEMON_SRC := daemon/main.c daemon/config.c daemon/digest.c daemon/metrics.c daemon/server.c daemon/scheduler.c daemon/backend_cpu.c daemon/log.c
+DAEMON_SRC := daemon/main.c daemon/config.c daemon/digest.c daemon/metrics.c daemon/server.c daemon/scheduler.c daemon/answer.c daemon/backend_cpu.c daemon/log.c
 TEST_SRC   := tests/runner.c tests/test_rng.c tests/test_interact.c tests/test_geometry.c \
               tests/test_transport.c tests/test_engine.c tests/test_proto.c tests/test_daemon.c tests/util.c
 

@@ -2,8 +2,9 @@
  * client.c: libchroma2-client (chroma2/client.h).
  *
  * One REQ socket per client, dialled without blocking so NNG reconnects in
- * the background with backoff (100 ms to 2 s). Each request is a c2_future
- * with its own context and aio, a two-state machine: SEND, then RECV,
+ * the background with backoff (100 ms to 2 s). Each request has its own
+ * context and aio and completes its futures (one, or one per event of a
+ * submit_events); the aio is a two-state machine: SEND, then RECV,
  * started from the send's completion (never both at once: nng 1.5.2
  * crashes when a receive is cancelled while its send is pending, #1702).
  * Resending is off (NNG_OPT_REQ_RESENDTIME infinite), so a slow event is
@@ -81,19 +82,33 @@ static void client_free(c2_client *c)
 }
 
 enum { F_SEND, F_RECV, F_DONE };
+enum { REQ_CALL, REQ_EVENT, REQ_EVENTS };
 
-struct c2_future {
+/* A request in flight: its context and aio, and the futures it completes
+ * (one, or one per event of a submit_events). Freed with its last future,
+ * on the thread that frees it (never in its own callback). */
+typedef struct client_req {
     c2_client *c;
     nng_ctx ctx;
     nng_aio *aio;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int state;
-    int rc;
-    c2_error err;
+    int state; /* F_*: written by the aio callback, under mu once F_DONE */
+    int kind;  /* REQ_* */
     uint64_t id;
     uint32_t timeout_ms;
-    int is_event;
+    pthread_mutex_t mu;         /* members, refs, cancelled, state F_DONE */
+    uint32_t n, refs;           /* futures; those not yet freed */
+    int cancelled;              /* a cancel was sent for it */
+    struct c2_future **members; /* [n]; NULL once freed */
+} client_req;
+
+struct c2_future {
+    client_req *req;
+    uint32_t index; /* in req->members */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    int rc;
+    c2_error err;
     c2p_result result; /* events */
     nng_msg *reply;    /* other requests */
     void (*cb)(c2_future *, void *);
@@ -194,7 +209,7 @@ void c2_client_close(c2_client *c)
     c2_future *live = c->live; /* futures are not freed during close: the list holds */
     pthread_mutex_unlock(&c->mu);
     for (c2_future *f = live; f; f = f->next) {
-        if (f->is_event && !c2_future_poll(f)) {
+        if (f->req->kind != REQ_CALL && !c2_future_poll(f)) {
             c2_future_cancel(f, NULL);
         }
     }
@@ -213,10 +228,12 @@ void c2_client_close(c2_client *c)
 
 /* ---- futures ---- */
 
+/* Under req->mu, from the request's callback: f is done. cb must not
+ * block or free (the header says so), so the lock may stay held. */
 static void future_complete(c2_future *f)
 {
     pthread_mutex_lock(&f->mu);
-    f->state = F_DONE;
+    f->done = 1;
     void (*cb)(c2_future *, void *) = f->cb;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
@@ -225,24 +242,61 @@ static void future_complete(c2_future *f)
     }
 }
 
-/* Reads a reply into f: its error, or its result (events) or message. */
-static void future_take_reply(c2_future *f, nng_msg *msg)
+/* Every live future of q gets rc and err. */
+static void req_fail(client_req *q, int rc, const c2_error *err)
+{
+    for (uint32_t i = 0; i < q->n; i++) {
+        if (q->members[i]) {
+            q->members[i]->rc = rc;
+            q->members[i]->err = *err;
+        }
+    }
+}
+
+/* Reads a reply into q's live futures: an error for all, or each one's
+ * result (events), or the message (calls). Under q->mu. */
+static void req_take_reply(client_req *q, nng_msg *msg)
 {
     c2p_msg m;
     c2p_err perr = {0};
+    c2_error e = {0};
+    c2_future *f0 = q->members[0];
     if (c2p_parse_reply(&m, nng_msg_body(msg), nng_msg_len(msg), &perr)) {
-        f->rc = c2i_fail(&f->err, C2_EIO, "unreadable reply from the daemon: %s", perr.msg);
-    } else if (m.id != f->id) {
-        f->rc = c2i_fail(&f->err, C2_EIO, "reply to request %llu arrived for %llu", (unsigned long long)m.id,
-                            (unsigned long long)f->id);
+        req_fail(q, c2i_fail(&e, C2_EIO, "unreadable reply from the daemon: %s", perr.msg), &e);
+    } else if (m.id != q->id) {
+        req_fail(q, c2i_fail(&e, C2_EIO, "reply to request %llu arrived for %llu", (unsigned long long)m.id,
+                             (unsigned long long)q->id), &e);
     } else if (!m.ok) {
-        f->rc = c2i_fail(&f->err, m.error.code, "%s: %s", c2p_error_name(m.error.code), m.error.msg);
-    } else if (f->is_event) {
-        if (c2p_decode_result(&m, &f->result, &perr)) {
-            f->rc = c2i_fail(&f->err, C2_EIO, "unreadable result from the daemon: %s", perr.msg);
+        req_fail(q, c2i_fail(&e, m.error.code, "%s: %s", c2p_error_name(m.error.code), m.error.msg), &e);
+    } else if (q->kind == REQ_EVENTS) {
+        c2p_result *res = calloc(q->n, sizeof *res);
+        c2p_err *errs = calloc(q->n, sizeof *errs);
+        if (!res || !errs) {
+            req_fail(q, c2i_fail(&e, C2_ENOMEM, "out of memory for %u results", q->n), &e);
+        } else if (c2p_decode_results(&m, q->n, res, errs, &perr)) {
+            req_fail(q, c2i_fail(&e, C2_EIO, "unreadable results from the daemon: %s", perr.msg), &e);
+        } else {
+            for (uint32_t i = 0; i < q->n; i++) {
+                c2_future *f = q->members[i];
+                if (f && errs[i].code) {
+                    f->rc = c2i_fail(&f->err, errs[i].code, "%s: %s", c2p_error_name(errs[i].code), errs[i].msg);
+                } else if (f) {
+                    f->result = res[i]; /* moved */
+                    memset(&res[i], 0, sizeof res[i]);
+                }
+                c2p_result_free(&res[i]); /* a freed future's, or nothing */
+            }
+        }
+        free(res);
+        free(errs);
+    } else if (!f0) {
+        /* freed already: nobody to tell */
+    } else if (q->kind == REQ_EVENT) {
+        if (c2p_decode_result(&m, &f0->result, &perr)) {
+            f0->rc = c2i_fail(&f0->err, C2_EIO, "unreadable result from the daemon: %s", perr.msg);
         }
     } else {
-        f->reply = msg;
+        f0->reply = msg;
         msg = NULL;
     }
     c2p_msg_free(&m);
@@ -251,74 +305,99 @@ static void future_take_reply(c2_future *f, nng_msg *msg)
     }
 }
 
-static void future_cb(void *arg)
+static void req_cb(void *arg)
 {
-    c2_future *f = arg;
-    int rv = nng_aio_result(f->aio);
-    if (rv == 0 && f->state == F_SEND) { /* this thread is the only writer: reading without the lock is fine */
-        pthread_mutex_lock(&f->mu);
-        f->state = F_RECV;
-        pthread_mutex_unlock(&f->mu);
-        nng_ctx_recv(f->ctx, f->aio);
+    client_req *q = arg;
+    int rv = nng_aio_result(q->aio);
+    if (rv == 0 && q->state == F_SEND) { /* this thread is the only writer: reading without the lock is fine */
+        q->state = F_RECV;
+        nng_ctx_recv(q->ctx, q->aio);
         return;
     }
+    pthread_mutex_lock(&q->mu);
     if (rv != 0) {
-        if (f->state == F_SEND) {
-            nng_msg_free(nng_aio_get_msg(f->aio)); /* unsent: still ours */
+        c2_error e = {0};
+        if (q->state == F_SEND) {
+            nng_msg_free(nng_aio_get_msg(q->aio)); /* unsent: still ours */
         }
         if (rv == NNG_ETIMEDOUT) {
-            f->rc = c2i_fail(&f->err, C2_ETIMEDOUT, "request %llu: no reply within %u ms (is chroma2d running "
-                             "and reachable?)", (unsigned long long)f->id, f->timeout_ms);
+            req_fail(q, c2i_fail(&e, C2_ETIMEDOUT, "request %llu: no reply within %u ms (is chroma2d running "
+                                 "and reachable?)", (unsigned long long)q->id, q->timeout_ms), &e);
         } else {
-            f->rc = c2i_fail(&f->err, C2_EIO, "request %llu: no reply from chroma2d: %s", (unsigned long long)f->id,
-                             nng_strerror(rv));
+            req_fail(q, c2i_fail(&e, C2_EIO, "request %llu: no reply from chroma2d: %s", (unsigned long long)q->id,
+                                 nng_strerror(rv)), &e);
         }
     } else {
-        future_take_reply(f, nng_aio_get_msg(f->aio));
+        req_take_reply(q, nng_aio_get_msg(q->aio));
     }
-    future_complete(f);
+    q->state = F_DONE;
+    for (uint32_t i = 0; i < q->n; i++) {
+        if (q->members[i]) {
+            future_complete(q->members[i]);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
 }
 
-/* Starts a request whose body the caller has packed after the head. */
-static int future_start(c2_client *c, int is_event, uint32_t timeout_ms, nng_msg *msg, uint64_t id, c2_future **out,
-                        c2_error *err)
+static void req_free(client_req *q)
 {
-    c2_future *f = calloc(1, sizeof *f);
-    if (!f) {
-        nng_msg_free(msg);
-        return c2i_fail(err, C2_ENOMEM, "out of memory");
+    pthread_mutex_destroy(&q->mu);
+    free(q->members);
+    free(q);
+}
+
+/* Starts a request whose body the caller has packed after the head, with n
+ * futures (kind REQ_EVENTS: one per event) into out[0..n). */
+static int future_start(c2_client *c, int kind, uint32_t n, uint32_t timeout_ms, nng_msg *msg, uint64_t id,
+                        c2_future **out, c2_error *err)
+{
+    client_req *q = calloc(1, sizeof *q);
+    c2_future **fs = q ? calloc(n, sizeof *fs) : NULL;
+    int rv = fs ? 0 : NNG_ENOMEM;
+    for (uint32_t i = 0; i < n && !rv; i++) {
+        rv = (fs[i] = calloc(1, sizeof **fs)) ? 0 : NNG_ENOMEM;
     }
-    f->c = c;
-    f->id = id;
-    f->is_event = is_event;
-    f->timeout_ms = timeout_ms;
-    f->state = F_SEND;
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
-    int rv = nng_ctx_open(&f->ctx, c->sock);
-    if (rv == 0 && (rv = nng_aio_alloc(&f->aio, future_cb, f)) != 0) {
-        nng_ctx_close(f->ctx);
+    if (!rv && (rv = nng_ctx_open(&q->ctx, c->sock)) == 0 && (rv = nng_aio_alloc(&q->aio, req_cb, q)) != 0) {
+        nng_ctx_close(q->ctx);
     }
     if (rv != 0) {
         nng_msg_free(msg);
-        pthread_mutex_destroy(&f->mu);
-        pthread_cond_destroy(&f->cv);
-        free(f);
-        return c2i_fail(err, C2_EIO, "cannot start a request: %s", nng_strerror(rv));
+        for (uint32_t i = 0; fs && i < n; i++) {
+            free(fs[i]);
+        }
+        free(fs);
+        free(q);
+        return rv == NNG_ENOMEM ? c2i_fail(err, C2_ENOMEM, "out of memory")
+                                : c2i_fail(err, C2_EIO, "cannot start a request: %s", nng_strerror(rv));
     }
+    q->c = c;
+    q->id = id;
+    q->kind = kind;
+    q->timeout_ms = timeout_ms;
+    q->state = F_SEND;
+    q->n = q->refs = n;
+    q->members = fs;
+    pthread_mutex_init(&q->mu, NULL);
     pthread_mutex_lock(&c->mu);
-    c->nfutures++;
-    f->next = c->live;
-    if (c->live) {
-        c->live->prev = f;
+    for (uint32_t i = 0; i < n; i++) {
+        c2_future *f = fs[i];
+        f->req = q;
+        f->index = i;
+        pthread_mutex_init(&f->mu, NULL);
+        pthread_cond_init(&f->cv, NULL);
+        c->nfutures++;
+        f->next = c->live;
+        if (c->live) {
+            c->live->prev = f;
+        }
+        c->live = f;
+        out[i] = f;
     }
-    c->live = f;
     pthread_mutex_unlock(&c->mu);
-    nng_ctx_set_ms(f->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    nng_aio_set_timeout(f->aio, timeout_ms ? (nng_duration)timeout_ms : NNG_DURATION_INFINITE);
-    nng_aio_set_msg(f->aio, msg);
-    *out = f;
-    nng_ctx_send(f->ctx, f->aio);
+    nng_ctx_set_ms(q->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_aio_set_timeout(q->aio, timeout_ms ? (nng_duration)timeout_ms : NNG_DURATION_INFINITE);
+    nng_aio_set_msg(q->aio, msg);
+    nng_ctx_send(q->ctx, q->aio);
     return 0;
 }
 
@@ -335,10 +414,10 @@ int c2_future_wait(c2_future *f, uint32_t timeout_ms)
     struct timespec until = client_deadline(timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&f->mu);
-    while (f->state != F_DONE && rc == 0) {
+    while (!f->done && rc == 0) {
         rc = timeout_ms ? pthread_cond_timedwait(&f->cv, &f->mu, &until) : pthread_cond_wait(&f->cv, &f->mu);
     }
-    int done = f->state == F_DONE;
+    int done = f->done;
     pthread_mutex_unlock(&f->mu);
     return done ? 0 : C2_ETIMEDOUT;
 }
@@ -346,7 +425,7 @@ int c2_future_wait(c2_future *f, uint32_t timeout_ms)
 int c2_future_poll(c2_future *f)
 {
     pthread_mutex_lock(&f->mu);
-    int done = f->state == F_DONE;
+    int done = f->done;
     pthread_mutex_unlock(&f->mu);
     return done;
 }
@@ -362,7 +441,7 @@ int c2_future_result(c2_future *f, const c2_event_result **result, c2_error *err
         }
         return f->rc;
     }
-    if (!f->is_event) {
+    if (f->req->kind == REQ_CALL) {
         return c2i_fail(err, C2_ESTATE, "not an event's future");
     }
     *result = &f->result.r;
@@ -380,7 +459,7 @@ void c2_future_timing(const c2_future *f, double *queued_ms, double *run_ms)
 void c2_future_on_done(c2_future *f, void (*cb)(c2_future *, void *), void *arg)
 {
     pthread_mutex_lock(&f->mu);
-    int done = f->state == F_DONE;
+    int done = f->done;
     if (!done) {
         f->cb = cb;
         f->cb_arg = arg;
@@ -402,19 +481,27 @@ static int client_call_packed(c2_client *c, c2p_type type, void (*body)(msgpack_
 
 int c2_future_cancel(c2_future *f, c2_error *err)
 {
+    client_req *q = f->req;
     if (c2_future_poll(f)) {
         return 0;
     }
-    pthread_mutex_lock(&f->c->mu);
-    int closed = f->c->closed;
-    pthread_mutex_unlock(&f->c->mu);
+    pthread_mutex_lock(&q->c->mu);
+    int closed = q->c->closed;
+    pthread_mutex_unlock(&q->c->mu);
     if (closed) {
         return c2i_fail(err, C2_ESTATE, "the client is closed");
+    }
+    pthread_mutex_lock(&q->mu);
+    int again = q->cancelled; /* the group's other futures asked already */
+    q->cancelled = 1;
+    pthread_mutex_unlock(&q->mu);
+    if (again) {
+        return 0;
     }
     /* a cancel by request id only works on the same connection: this
      * client's socket; the daemon sees one pipe per client */
     c2_reply *r = NULL;
-    int rc = client_call_packed(f->c, C2P_T_CANCEL, client_pack_cancel, &f->id, 1, 5000, &r, err);
+    int rc = client_call_packed(q->c, C2P_T_CANCEL, client_pack_cancel, &q->id, 1, 5000, &r, err);
     c2_reply_free(r);
     return rc;
 }
@@ -424,19 +511,31 @@ void c2_future_free(c2_future *f)
     if (!f) {
         return;
     }
-    if (!c2_future_poll(f) && f->is_event) {
-        c2_future_cancel(f, NULL);
+    client_req *q = f->req;
+    c2_client *c = q->c;
+    pthread_mutex_lock(&q->mu);
+    int last = q->refs == 1;
+    pthread_mutex_unlock(&q->mu);
+    if (last && q->kind != REQ_CALL && !c2_future_poll(f)) {
+        c2_future_cancel(f, NULL); /* nobody waits for the rest of its request */
     }
-    nng_aio_stop(f->aio); /* waits for the callback; cancels what is pending */
-    nng_aio_free(f->aio);
-    nng_ctx_close(f->ctx);
+    pthread_mutex_lock(&q->mu); /* from here the request's callback no longer sees f */
+    q->members[f->index] = NULL;
+    last = --q->refs == 0;
+    pthread_mutex_unlock(&q->mu);
+    if (last) {
+        nng_aio_stop(q->aio); /* waits for the callback; cancels what is pending */
+        nng_aio_free(q->aio);
+        nng_ctx_close(q->ctx);
+        req_free(q);
+    }
     if (f->reply) {
         nng_msg_free(f->reply);
     }
     c2p_result_free(&f->result);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
-    client_release(f->c, f);
+    client_release(c, f);
     free(f);
 }
 
@@ -457,7 +556,7 @@ static int client_call_packed(c2_client *c, c2p_type type, void (*body)(msgpack_
         body(&pk, arg);
     }
     c2_future *f;
-    int rc = future_start(c, 0, timeout_ms, msg, id, &f, err);
+    int rc = future_start(c, REQ_CALL, 1, timeout_ms, msg, id, &f, err);
     if (rc) {
         return rc;
     }
@@ -499,7 +598,7 @@ int c2_client_call(c2_client *c, const char *type, const void *body, size_t body
             t = (c2p_type)i;
         }
     }
-    if (t == C2P_T_NONE || t == C2P_T_SUBMIT_EVENT || (body_len && !body)) {
+    if (t == C2P_T_NONE || t == C2P_T_SUBMIT_EVENT || t == C2P_T_SUBMIT_EVENTS || (body_len && !body)) {
         return c2i_fail(err, C2_EINVAL, "c2_client_call: '%s' is not a request type it can send",
                            type ? type : "(null)");
     }
@@ -538,10 +637,11 @@ int c2_client_ping(c2_client *c, uint32_t timeout_ms, double *seconds, c2_error 
     return rc;
 }
 
-int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opts, c2_future **out, c2_error *err)
+/* An event and its options as the codec's event (pointing at the caller's
+ * arrays, which packing reads and nothing frees), after checking them. */
+static int client_event(const c2_event *ev, const c2_submit_opts *opts, c2p_event *pe, c2_error *err)
 {
-    c2p_event pe;
-    memset(&pe, 0, sizeof pe);
+    memset(pe, 0, sizeof *pe);
     const char *geometry = opts && opts->geometry ? opts->geometry : "default";
     if (strlen(geometry) > C2P_NAME_MAX || (opts && opts->digest && strlen(opts->digest) > 64)) {
         return c2i_fail(err, C2_EINVAL, "geometry name or digest too long");
@@ -555,29 +655,39 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
         (ev->nsources && !ev->sources)) {
         return c2i_fail(err, C2_EINVAL, "event arrays missing, or spectra without opts->spectra_nwl");
     }
-    strcpy(pe.geometry, geometry);
+    strcpy(pe->geometry, geometry);
     if (opts && opts->digest) {
-        strcpy(pe.digest, opts->digest);
+        strcpy(pe->digest, opts->digest);
     }
-    pe.event_id = ev->id;
-    pe.seed = ev->seed;
-    pe.want = ev->want;
-    pe.max_steps = ev->max_steps ? ev->max_steps : C2_DEFAULT_MAX_STEPS;
-    pe.deadline_ms = opts ? opts->deadline_ms : 0;
-    pe.priority = opts ? opts->priority : 0;
-    /* pack reads the arrays; pe never frees them */
-    pe.photons = ev->photons;
-    pe.cols = ev->columns;
-    pe.nphotons = ev->nphotons;
-    pe.sources = (c2_source *)ev->sources;
-    pe.nsources = ev->nsources;
-    pe.spectra = (float *)ev->spectra;
-    pe.nspectra = ev->nspectra;
-    pe.spectra_nwl = opts ? opts->spectra_nwl : 0;
-    nng_msg *msg;
+    pe->event_id = ev->id;
+    pe->seed = ev->seed;
+    pe->want = ev->want;
+    pe->max_steps = ev->max_steps ? ev->max_steps : C2_DEFAULT_MAX_STEPS;
+    pe->deadline_ms = opts ? opts->deadline_ms : 0;
+    pe->priority = opts ? opts->priority : 0;
+    pe->photons = ev->photons;
+    pe->cols = ev->columns;
+    pe->nphotons = ev->nphotons;
+    pe->sources = (c2_source *)ev->sources;
+    pe->nsources = ev->nsources;
+    pe->spectra = (float *)ev->spectra;
+    pe->nspectra = ev->nspectra;
+    pe->spectra_nwl = opts ? opts->spectra_nwl : 0;
+    return 0;
+}
+
+/* Packs and sends n events (kind REQ_EVENT: one submit_event; REQ_EVENTS:
+ * one submit_events), their futures into out. */
+static int client_send_events(c2_client *c, int kind, const c2p_event *pe, uint32_t n, c2_future **out,
+                              c2_error *err)
+{
     /* room for the whole request up front: 52 bytes a photon and a source
      * on the wire, plus the spectra and the small fields */
-    size_t size = 52 * ((size_t)pe.nphotons + pe.nsources) + 4 * (size_t)pe.nspectra * pe.spectra_nwl + 1024;
+    size_t size = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        size += 52 * ((size_t)pe[i].nphotons + pe[i].nsources) + 4 * (size_t)pe[i].nspectra * pe[i].spectra_nwl + 1024;
+    }
+    nng_msg *msg;
     if (nng_msg_alloc(&msg, 0) != 0) {
         return c2i_fail(err, C2_ENOMEM, "out of memory");
     }
@@ -588,10 +698,45 @@ int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opt
     msgpack_packer pk;
     c2p_nng_packer_init(&pk, msg);
     uint64_t id = client_next_id(c);
-    c2p_pack_event(&pk, id, &pe);
+    if (kind == REQ_EVENTS) {
+        c2p_pack_events(&pk, id, pe, n);
+    } else {
+        c2p_pack_event(&pk, id, pe);
+    }
     /* With a deadline, the daemon answers by then (DEADLINE at worst); the
      * grace covers the reply's transfer. If nothing comes, the daemon is
      * gone: the future ends with C2_ETIMEDOUT rather than never. */
-    uint32_t timeout_ms = pe.deadline_ms ? pe.deadline_ms + C2_DEADLINE_GRACE_MS : 0;
-    return future_start(c, 1, timeout_ms, msg, id, out, err);
+    uint32_t timeout_ms = pe[0].deadline_ms ? pe[0].deadline_ms + C2_DEADLINE_GRACE_MS : 0;
+    return future_start(c, kind, n, timeout_ms, msg, id, out, err);
+}
+
+int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opts, c2_future **out, c2_error *err)
+{
+    c2p_event pe;
+    int rc = client_event(ev, opts, &pe, err);
+    return rc ? rc : client_send_events(c, REQ_EVENT, &pe, 1, out, err);
+}
+
+int c2_client_submit_many(c2_client *c, const c2_event *evs, uint32_t n, const c2_submit_opts *opts, c2_future **out,
+                          c2_error *err)
+{
+    if (n == 0 || n > C2P_MAX_GROUP) {
+        return c2i_fail(err, C2_EINVAL, "c2_client_submit_many: %u events (1 to %d in one request)", n,
+                        C2P_MAX_GROUP);
+    }
+    c2p_event *pe = calloc(n, sizeof *pe);
+    if (!pe) {
+        return c2i_fail(err, C2_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        if ((rc = client_event(&evs[i], opts, &pe[i], err))) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            c2i_fail(err, rc, "event %u: %s", i, why);
+        }
+    }
+    rc = rc ? rc : client_send_events(c, REQ_EVENTS, pe, n, out, err);
+    free(pe);
+    return rc;
 }

@@ -147,6 +147,24 @@ typedef struct c2d_counts {
     char broken[300]; /* why the daemon can serve nothing more; empty while it can */
 } c2d_counts;
 
+/* ---- answers (answer.c): where an event's outcome goes ---- */
+typedef struct c2d_group c2d_group;
+/* An event's own submit_event request (work), or slot index of a
+ * submit_events request (group). Answered exactly once. */
+typedef struct c2d_target {
+    struct c2d_work *work;
+    c2d_group *group;
+    uint32_t index;
+} c2d_target;
+/* A submit_events request of n events that work answers once all n are;
+ * request (which the events' photon columns point into) is freed with it. */
+c2d_group *c2d_group_new(struct c2d_work *work, uint64_t req_id, nng_msg *request, uint32_t n);
+/* Answers t with a result: 0, or -1 when there was no memory to pack it
+ * (nothing was sent: answer it with an error). */
+int c2d_answer_result(c2d_target t, uint64_t req_id, uint64_t ticket, uint64_t event_id, const c2_event_result *r,
+                      uint32_t want, double queued_ms, double run_ms);
+void c2d_answer_error(c2d_target t, uint64_t req_id, int code, const char *message);
+
 c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend);
 /* Adds a geometry (ownership moves in on success). EXISTS when the name is
  * taken and replace is 0; a replaced one is freed once its events finish. */
@@ -154,13 +172,14 @@ int c2d_sched_add_geometry(c2d_sched *s, c2d_geometry *g, int replace, c2p_err *
 int c2d_sched_unload_geometry(c2d_sched *s, const char *name, c2p_err *err);
 /* Packs the loaded geometries' summaries as an array. */
 void c2d_sched_pack_geometries(c2d_sched *s, msgpack_packer *pk);
-/* Takes an event decoded from work's request message (ev's photon columns
- * point into it): on success ev and request are the scheduler's, freed
- * when the event ends; on error both stay the caller's. Returns 0 or a
+/* Takes an event decoded from a request message (ev's photon columns point
+ * into it), answered through to: on success ev and request (NULL when a
+ * group holds it) are the scheduler's, freed when the event ends; on error
+ * both stay the caller's. Returns 0 or a
  * C2P_* code with a message: BUSY, SHUTTING_DOWN, NOT_FOUND,
  * DIGEST_MISMATCH, BAD_REQUEST. */
-int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t uid,
-                     uint64_t req_id, c2p_event *ev, nng_msg *request, uint64_t *ticket, c2p_err *err);
+int c2d_sched_submit(c2d_sched *s, c2d_target to, uint32_t pipe, const char *peer, uint64_t uid, uint64_t req_id,
+                     c2p_event *ev, nng_msg *request, uint64_t *ticket, c2p_err *err);
 /* A peer's uid when its connection has none (tcp). */
 #define C2D_UID_UNKNOWN UINT64_MAX
 /* Cancels by ticket, or by (pipe, request id) when ticket is 0. An event

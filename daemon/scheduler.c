@@ -11,8 +11,9 @@
  * remove queued events at once; a running batch is not interrupted, its
  * cancelled or late events get their error when it ends.
  *
- * Ownership: a sched_event owns its decoded arrays and holds its work
- * item until the reply is sent; everything here is behind s->mu, except a
+ * Ownership: a sched_event owns its decoded arrays (and its request
+ * message, unless a submit_events group holds it) and its target, which
+ * it answers exactly once (answer.c); everything here is behind s->mu, except a
  * batch's events while the backend thread runs them (state RUNNING, only
  * the cancelled flag may change, under the lock).
  */
@@ -32,9 +33,9 @@ typedef struct sched_event {
     uint32_t pipe;
     char peer[64]; /* "pid P uid U" over ipc, else the connection */
     uint64_t uid;  /* the submitter's, or C2D_UID_UNKNOWN */
-    struct c2d_work *work;
+    c2d_target to; /* where its outcome goes */
     c2p_event ev;
-    nng_msg *request;   /* ev's photon columns point into it */
+    nng_msg *request;   /* ev's photon columns point into it; NULL when its group holds it */
     c2d_geometry *geom; /* a reference */
     uint64_t photons, bytes;
     double t_accept, deadline; /* monotonic seconds; deadline 0: none */
@@ -151,9 +152,7 @@ static void sched_event_free(c2d_sched *s, sched_event *e)
 /* Sends an error for e and frees it; no lock held. */
 static void sched_fail(c2d_sched *s, sched_event *e, int code, const char *msg)
 {
-    if (e->work) {
-        c2d_work_reply(e->work, c2d_error_msg(e->req_id, C2P_T_SUBMIT_EVENT, code, msg));
-    }
+    c2d_answer_error(e->to, e->req_id, code, msg);
     sched_event_free(s, e);
 }
 
@@ -171,8 +170,8 @@ static void sched_trace(const c2d_sched *s, const sched_event *e, const char *wh
 
 /* ---- admission ---- */
 
-int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const char *peer, uint64_t uid,
-                     uint64_t req_id, c2p_event *ev, nng_msg *request, uint64_t *ticket, c2p_err *err)
+int c2d_sched_submit(c2d_sched *s, c2d_target to, uint32_t pipe, const char *peer, uint64_t uid, uint64_t req_id,
+                     c2p_event *ev, nng_msg *request, uint64_t *ticket, c2p_err *err)
 {
     c2d_geometry *geom = NULL;
     pthread_mutex_lock(&s->mu);
@@ -206,9 +205,10 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     for (uint32_t i = 0; i < ev->nsources; i++) {
         photons += ev->sources[i].nphotons;
     }
-    /* what the event holds now (its request, the arrays decoded from it),
-     * plus its end states if asked for */
-    uint64_t bytes = nng_msg_len(request) + (uint64_t)ev->nsources * sizeof(c2_source) +
+    /* what the event holds now (its request, or its part of its group's,
+     * and the arrays decoded from it), plus its end states if asked for */
+    uint64_t held = request ? nng_msg_len(request) : (uint64_t)ev->nphotons * 12 * sizeof(float); /* its columns */
+    uint64_t bytes = held + (uint64_t)ev->nsources * sizeof(c2_source) +
                      (uint64_t)ev->nspectra * ev->spectra_nwl * sizeof(float) +
                      ((ev->want & C2_RETURN_PHOTONS) ? photons * sizeof(c2_photon) : 0);
     sched_event *e = calloc(1, sizeof *e);
@@ -261,7 +261,7 @@ int c2d_sched_submit(c2d_sched *s, struct c2d_work *work, uint32_t pipe, const c
     e->pipe = pipe;
     e->uid = uid;
     snprintf(e->peer, sizeof e->peer, "%s", peer);
-    e->work = work;
+    e->to = to;
     e->ev = *ev;
     memset(ev, 0, sizeof *ev); /* the arrays are the scheduler's now */
     e->request = request;
@@ -479,20 +479,14 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
         } else if (o == SCHED_STOPPED) {
             sched_fail(s, e, C2P_SHUTTING_DOWN, "the daemon stopped while this event ran");
         } else {
-            nng_msg *m = NULL;
-            if (nng_msg_alloc(&m, 0) == 0) {
-                msgpack_packer pk;
-                c2d_packer_init(&pk, m);
-                c2p_pack_result(&pk, e->req_id, e->ticket, e->ev.event_id, &res[i], e->ev.want,
-                                1e3 * (t0 - e->t_accept), 1e3 * (t1 - t0));
-                sched_trace(s, e, "finished");
-                c2d_work_reply(e->work, m);
-            } else {
+            sched_trace(s, e, "finished");
+            if (c2d_answer_result(e->to, e->req_id, e->ticket, e->ev.event_id, &res[i], e->ev.want,
+                                  1e3 * (t0 - e->t_accept), 1e3 * (t1 - t0))) {
                 pthread_mutex_lock(&s->mu);
                 s->counts.completed--;
                 s->counts.failed++;
                 pthread_mutex_unlock(&s->mu);
-                c2d_work_reply(e->work, c2d_error_msg(e->req_id, C2P_T_SUBMIT_EVENT, C2P_INTERNAL, "out of memory"));
+                c2d_answer_error(e->to, e->req_id, C2P_INTERNAL, "out of memory");
             }
             sched_event_free(s, e);
         }

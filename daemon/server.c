@@ -446,6 +446,19 @@ static nng_msg *server_unload_geometry(c2d_server *srv, const c2p_msg *req, c2p_
     return server_reply_begin(&pk, req, 0);
 }
 
+/* Who sent a request, for the events list: ipc tells the peer's pid and
+ * uid, tcp only the connection. */
+static void server_peer_name(nng_pipe p, char *out, size_t cap)
+{
+    uint64_t pid = 0, uid = 0;
+    if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
+        nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
+        snprintf(out, cap, "pid %llu uid %llu", (unsigned long long)pid, (unsigned long long)uid);
+    } else {
+        snprintf(out, cap, "connection %u", (unsigned)nng_pipe_id(p));
+    }
+}
+
 /* Handles one request, parsed from msg. Returns the reply, or NULL when
  * the scheduler took the request, msg with it (or on failure, with err
  * set). */
@@ -470,24 +483,52 @@ static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, 
         if (c2p_decode_event(req, srv->cfg->max_photons, &ev, err)) {
             return NULL;
         }
-        /* who sent it, for the events list: ipc tells the peer's pid/uid */
         char peer[64];
-        uint64_t pid = 0, uid = 0;
-        if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
-            nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
-            snprintf(peer, sizeof peer, "pid %llu uid %llu", (unsigned long long)pid, (unsigned long long)uid);
-        } else {
-            snprintf(peer, sizeof peer, "connection %u", pipe);
-        }
+        server_peer_name(p, peer, sizeof peer);
         /* WAIT before the scheduler sees it: its reply may come at once,
          * from the backend thread */
         w->state = W_WAIT;
-        if (c2d_sched_submit(srv->sched, w, pipe, peer, server_peer_uid(p), req->id, &ev, msg, &ticket, err)) {
+        c2d_target to = {w, NULL, 0};
+        if (c2d_sched_submit(srv->sched, to, pipe, peer, server_peer_uid(p), req->id, &ev, msg, &ticket, err)) {
             w->state = W_RECV;
             c2p_event_free(&ev);
             return NULL;
         }
         *taken = 1;
+        return NULL;
+    }
+    case C2P_T_SUBMIT_EVENTS: {
+        c2p_event *evs;
+        uint32_t n;
+        if (c2p_decode_events(req, srv->cfg->max_photons, &evs, &n, err)) {
+            return NULL;
+        }
+        c2d_group *g = c2d_group_new(w, req->id, msg, n);
+        if (!g) {
+            for (uint32_t i = 0; i < n; i++) {
+                c2p_event_free(&evs[i]);
+            }
+            free(evs);
+            c2i_fail(err, C2P_BUSY, "out of memory for %u events", n);
+            return NULL;
+        }
+        char peer[64];
+        server_peer_name(p, peer, sizeof peer);
+        uint64_t uid = server_peer_uid(p), id = req->id, ticket;
+        /* each event is admitted or refused on its own, and answered in its
+         * slot; the group (msg with it) is the answers' from here on, and
+         * is gone once the last slot is answered, maybe in this loop */
+        w->state = W_WAIT;
+        *taken = 1;
+        for (uint32_t i = 0; i < n; i++) {
+            c2p_err e = {0};
+            c2d_target to = {NULL, g, i};
+            if (c2d_sched_submit(srv->sched, to, pipe, peer, uid, id, &evs[i], NULL, &ticket, &e)) {
+                c2p_event_free(&evs[i]);
+                c2d_answer_error(to, id, e.code, e.msg);
+            }
+        }
+        free(evs);
         return NULL;
     }
     case C2P_T_LOAD_GEOMETRY:

@@ -234,6 +234,21 @@ int c2p_get_bin32(c2p_map *m, const char *key, int required, size_t n, size_t co
 
 /* ---- envelope ---- */
 
+/* The "error" map of a reply or result in m: its code and message into out. */
+static int proto_error(c2p_map *m, c2p_err *out, c2p_err *err)
+{
+    c2p_map e;
+    uint64_t code = 0;
+    int rc;
+    if ((rc = c2p_map_open(&e, c2p_map_get(m, "error"), "error", err)) ||
+        (rc = c2p_get_u64(&e, "code", 1, 1, 1000, &code, err)) ||
+        (rc = c2p_get_str(&e, "message", 1, out->msg, sizeof out->msg, err))) {
+        return rc;
+    }
+    out->code = (int)code;
+    return 0;
+}
+
 static int proto_parse(c2p_msg *m, const void *buf, size_t len, int reply, c2p_err *err)
 {
     memset(m, 0, sizeof *m);
@@ -281,15 +296,8 @@ static int proto_parse(c2p_msg *m, const void *buf, size_t len, int reply, c2p_e
         if ((rc = c2p_get_bool(&env, "ok", 1, &m->ok, err))) {
             return rc;
         }
-        if (!m->ok) {
-            c2p_map e;
-            uint64_t code = 0;
-            if ((rc = c2p_map_open(&e, c2p_map_get(&env, "error"), "error", err)) ||
-                (rc = c2p_get_u64(&e, "code", 1, 1, 1000, &code, err)) ||
-                (rc = c2p_get_str(&e, "message", 1, m->error.msg, sizeof m->error.msg, err))) {
-                return rc;
-            }
-            m->error.code = (int)code;
+        if (!m->ok && (rc = proto_error(&env, &m->error, err))) {
+            return rc;
         }
     }
     return 0;
@@ -482,25 +490,26 @@ static int proto_spectra(c2p_map *m, c2p_event *ev, c2p_err *err)
     return c2p_get_bin32(&b, "cdf", 1, n * nwl, 1, ev->spectra, 4, err);
 }
 
-int c2p_decode_event(const c2p_msg *msg, uint64_t max_photons, c2p_event *ev, c2p_err *err)
+/* One event's fields from m (opened, at path m->path): ev is filled, or
+ * left empty on failure. */
+static int proto_event(c2p_map *m, uint64_t max_photons, c2p_event *ev, c2p_err *err)
 {
     memset(ev, 0, sizeof *ev);
     strcpy(ev->geometry, "default");
     ev->want = C2_RETURN_HITS;
     ev->max_steps = C2_DEFAULT_MAX_STEPS;
-    c2p_map m;
     uint64_t max_steps = ev->max_steps, deadline = 0;
     int64_t priority = 0;
-    int rc = c2p_map_open_body(&m, msg, "submit_event", err);
-    if (rc || (rc = c2p_get_str(&m, "geometry", 0, ev->geometry, sizeof ev->geometry, err)) ||
-        (rc = c2p_get_str(&m, "digest", 0, ev->digest, sizeof ev->digest, err)) ||
-        (rc = c2p_get_u64(&m, "event_id", 0, 0, UINT64_MAX, &ev->event_id, err)) ||
-        (rc = c2p_get_u64(&m, "seed", 0, 0, UINT64_MAX, &ev->seed, err)) ||
-        (rc = c2p_get_u64(&m, "max_steps", 0, 1, UINT32_MAX, &max_steps, err)) ||
-        (rc = c2p_get_u64(&m, "deadline_ms", 0, 0, UINT32_MAX, &deadline, err)) ||
-        (rc = c2p_get_i64(&m, "priority", 0, -10, 10, &priority, err)) || (rc = proto_want(&m, &ev->want, err)) ||
-        (rc = proto_photons(&m, max_photons, ev, err)) || (rc = proto_sources(&m, ev, err)) ||
-        (rc = proto_spectra(&m, ev, err)) || (rc = c2p_map_done(&m, err))) {
+    int rc;
+    if ((rc = c2p_get_str(m, "geometry", 0, ev->geometry, sizeof ev->geometry, err)) ||
+        (rc = c2p_get_str(m, "digest", 0, ev->digest, sizeof ev->digest, err)) ||
+        (rc = c2p_get_u64(m, "event_id", 0, 0, UINT64_MAX, &ev->event_id, err)) ||
+        (rc = c2p_get_u64(m, "seed", 0, 0, UINT64_MAX, &ev->seed, err)) ||
+        (rc = c2p_get_u64(m, "max_steps", 0, 1, UINT32_MAX, &max_steps, err)) ||
+        (rc = c2p_get_u64(m, "deadline_ms", 0, 0, UINT32_MAX, &deadline, err)) ||
+        (rc = c2p_get_i64(m, "priority", 0, -10, 10, &priority, err)) || (rc = proto_want(m, &ev->want, err)) ||
+        (rc = proto_photons(m, max_photons, ev, err)) || (rc = proto_sources(m, ev, err)) ||
+        (rc = proto_spectra(m, ev, err)) || (rc = c2p_map_done(m, err))) {
         c2p_event_free(ev);
         return rc;
     }
@@ -513,13 +522,61 @@ int c2p_decode_event(const c2p_msg *msg, uint64_t max_photons, c2p_event *ev, c2
     }
     if (total == 0) {
         c2p_event_free(ev);
-        return c2i_fail(err, C2P_BAD_REQUEST, "submit_event: no photons (give photons or sources with nphotons)");
+        return c2i_fail(err, C2P_BAD_REQUEST, "%s: no photons (give photons or sources with nphotons)", m->path);
     }
     if (total > max_photons) {
         c2p_event_free(ev);
-        return c2i_fail(err, C2P_TOO_LARGE, "submit_event: %llu photons (limit %llu)", (unsigned long long)total,
+        return c2i_fail(err, C2P_TOO_LARGE, "%s: %llu photons (limit %llu)", m->path, (unsigned long long)total,
                         (unsigned long long)max_photons);
     }
+    return 0;
+}
+
+int c2p_decode_event(const c2p_msg *msg, uint64_t max_photons, c2p_event *ev, c2p_err *err)
+{
+    c2p_map m;
+    memset(ev, 0, sizeof *ev);
+    int rc = c2p_map_open_body(&m, msg, "submit_event", err);
+    return rc ? rc : proto_event(&m, max_photons, ev, err);
+}
+
+int c2p_decode_events(const c2p_msg *msg, uint64_t max_photons, c2p_event **out, uint32_t *n, c2p_err *err)
+{
+    c2p_map m;
+    *out = NULL;
+    *n = 0;
+    int rc = c2p_map_open_body(&m, msg, "submit_events", err);
+    const msgpack_object *a = rc ? NULL : c2p_map_get(&m, "events");
+    if (rc || (rc = c2p_map_done(&m, err))) {
+        return rc;
+    }
+    if (!a || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size == 0 || a->via.array.size > C2P_MAX_GROUP) {
+        return c2i_fail(err, C2P_BAD_REQUEST, "submit_events.events: expected an array of 1 to %d events",
+                        C2P_MAX_GROUP);
+    }
+    c2p_event *evs = calloc(a->via.array.size, sizeof *evs);
+    if (!evs) {
+        return c2i_fail(err, C2P_TOO_LARGE, "submit_events: no memory for %u events", a->via.array.size);
+    }
+    for (uint32_t i = 0; i < a->via.array.size && !rc; i++) {
+        char path[48];
+        snprintf(path, sizeof path, "submit_events.events[%u]", i);
+        c2p_map e;
+        if (!(rc = c2p_map_open(&e, &a->via.array.ptr[i], path, err))) {
+            rc = proto_event(&e, max_photons, &evs[i], err);
+        }
+        *n = i; /* the events decoded so far, freed below on failure */
+    }
+    if (rc) {
+        for (uint32_t i = 0; i < *n; i++) {
+            c2p_event_free(&evs[i]);
+        }
+        free(evs);
+        *n = 0;
+        return rc;
+    }
+    *out = evs;
+    *n = a->via.array.size;
     return 0;
 }
 
@@ -594,20 +651,62 @@ static int proto_counters(c2p_map *m, c2p_result *out, c2p_err *err)
     return 0;
 }
 
-int c2p_decode_result(const c2p_msg *msg, c2p_result *out, c2p_err *err)
+/* A result's fields from m (opened); out is filled, or freed on failure. */
+static int proto_result(c2p_map *m, c2p_result *out, c2p_err *err)
 {
     memset(out, 0, sizeof *out);
-    c2p_map m;
-    int rc = c2p_map_open_body(&m, msg, "result", err);
-    c2p_map_get(&m, "ok");
-    if (rc || (rc = c2p_get_u64(&m, "ticket", 1, 0, UINT64_MAX, &out->ticket, err)) ||
-        (rc = c2p_get_u64(&m, "event_id", 1, 0, UINT64_MAX, &out->event_id, err)) ||
-        (rc = proto_result_blocks(&m, &out->r, err)) || (rc = proto_counters(&m, out, err)) ||
-        (rc = c2p_map_done(&m, err))) {
+    c2p_map_get(m, "ok");
+    int rc;
+    if ((rc = c2p_get_u64(m, "ticket", 1, 0, UINT64_MAX, &out->ticket, err)) ||
+        (rc = c2p_get_u64(m, "event_id", 1, 0, UINT64_MAX, &out->event_id, err)) ||
+        (rc = proto_result_blocks(m, &out->r, err)) || (rc = proto_counters(m, out, err)) ||
+        (rc = c2p_map_done(m, err))) {
         c2p_result_free(out);
         return rc;
     }
     return 0;
+}
+
+int c2p_decode_result(const c2p_msg *msg, c2p_result *out, c2p_err *err)
+{
+    c2p_map m;
+    memset(out, 0, sizeof *out);
+    int rc = c2p_map_open_body(&m, msg, "result", err);
+    return rc ? rc : proto_result(&m, out, err);
+}
+
+int c2p_decode_results(const c2p_msg *msg, uint32_t n, c2p_result *out, c2p_err *errs, c2p_err *err)
+{
+    c2p_map m;
+    memset(out, 0, n * sizeof *out);
+    memset(errs, 0, n * sizeof *errs);
+    int rc = c2p_map_open_body(&m, msg, "results", err);
+    c2p_map_get(&m, "ok");
+    const msgpack_object *a = rc ? NULL : c2p_map_get(&m, "results");
+    if (rc || (rc = c2p_map_done(&m, err))) {
+        return rc;
+    }
+    if (!a || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != n) {
+        return c2i_fail(err, C2P_BAD_REQUEST, "results: expected an array of %u results", n);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "results[%u]", i);
+        c2p_map e;
+        int ok = 0;
+        if ((rc = c2p_map_open(&e, &a->via.array.ptr[i], path, err)) ||
+            (rc = c2p_get_bool(&e, "ok", 1, &ok, err))) {
+            break;
+        }
+        rc = ok ? proto_result(&e, &out[i], err) : proto_error(&e, &errs[i], err);
+        if (rc) {
+            break;
+        }
+    }
+    for (uint32_t i = 0; rc && i < n; i++) {
+        c2p_result_free(&out[i]);
+    }
+    return rc;
 }
 
 void c2p_result_free(c2p_result *res) { c2_event_result_free(&res->r); }

@@ -115,9 +115,9 @@ void c2p_pack_reply_head(msgpack_packer *pk, uint64_t id, c2p_type type, uint32_
     c2p_pack_kv_bool(pk, "ok", 1);
 }
 
-void c2p_pack_error(msgpack_packer *pk, uint64_t id, c2p_type type, int code, const char *message)
+/* "ok": false, "error": {...}: the end of an error reply or result */
+static void proto_pack_error_fields(msgpack_packer *pk, int code, const char *message)
 {
-    proto_head(pk, id, type, 5);
     c2p_pack_kv_bool(pk, "ok", 0);
     c2p_pack_key(pk, "error");
     msgpack_pack_map(pk, 3);
@@ -126,12 +126,28 @@ void c2p_pack_error(msgpack_packer *pk, uint64_t id, c2p_type type, int code, co
     c2p_pack_kv_str(pk, "message", message);
 }
 
-void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev)
+void c2p_pack_error(msgpack_packer *pk, uint64_t id, c2p_type type, int code, const char *message)
+{
+    proto_head(pk, id, type, 5);
+    proto_pack_error_fields(pk, code, message);
+}
+
+void c2p_pack_error_member(msgpack_packer *pk, int code, const char *message)
+{
+    msgpack_pack_map(pk, 2);
+    proto_pack_error_fields(pk, code, message);
+}
+
+/* The fields of a submit_event body: how many, then them. */
+static uint32_t proto_event_nfields(const c2p_event *ev)
+{
+    return 7 + (ev->digest[0] != 0) + (ev->nphotons > 0) + (ev->nsources > 0) + (ev->nspectra > 0);
+}
+
+static void proto_pack_event_fields(msgpack_packer *pk, const c2p_event *ev)
 {
     uint32_t nwant = !!(ev->want & C2_RETURN_HITS) + !!(ev->want & C2_RETURN_PHOTONS) +
                      !!(ev->want & C2_RETURN_CHANNELS);
-    uint32_t n = 7 + (ev->digest[0] != 0) + (ev->nphotons > 0) + (ev->nsources > 0) + (ev->nspectra > 0);
-    c2p_pack_request_head(pk, id, C2P_T_SUBMIT_EVENT, n);
     c2p_pack_kv_str(pk, "geometry", ev->geometry);
     if (ev->digest[0]) {
         c2p_pack_kv_str(pk, "digest", ev->digest);
@@ -178,22 +194,42 @@ void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev)
     }
 }
 
-void c2p_pack_result(msgpack_packer *pk, uint64_t id, uint64_t ticket, uint64_t event_id,
-                     const c2_event_result *r, uint32_t want, double queued_ms, double run_ms)
+void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev)
 {
-    int hits = (want & C2_RETURN_HITS) != 0, photons = (want & C2_RETURN_PHOTONS) != 0,
-        channels = (want & C2_RETURN_CHANNELS) != 0;
-    c2p_pack_reply_head(pk, id, C2P_T_SUBMIT_EVENT, 4 + hits + photons + channels);
+    c2p_pack_request_head(pk, id, C2P_T_SUBMIT_EVENT, proto_event_nfields(ev));
+    proto_pack_event_fields(pk, ev);
+}
+
+void c2p_pack_events(msgpack_packer *pk, uint64_t id, const c2p_event *evs, uint32_t n)
+{
+    c2p_pack_request_head(pk, id, C2P_T_SUBMIT_EVENTS, 1);
+    c2p_pack_key(pk, "events");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_map(pk, proto_event_nfields(&evs[i]));
+        proto_pack_event_fields(pk, &evs[i]);
+    }
+}
+
+/* The fields of a result: how many, then them. */
+static uint32_t proto_result_nfields(uint32_t want)
+{
+    return 4 + !!(want & C2_RETURN_HITS) + !!(want & C2_RETURN_PHOTONS) + !!(want & C2_RETURN_CHANNELS);
+}
+
+static void proto_pack_result_fields(msgpack_packer *pk, uint64_t ticket, uint64_t event_id, const c2_event_result *r,
+                                     uint32_t want, double queued_ms, double run_ms)
+{
     c2p_pack_kv_u64(pk, "ticket", ticket);
     c2p_pack_kv_u64(pk, "event_id", event_id);
-    if (hits) {
+    if (want & C2_RETURN_HITS) {
         proto_pack_block(pk, "hits", c2p_hit_cols, C2P_HIT_COLS, r->hits, r->nhits, sizeof(c2_hit));
     }
-    if (photons) {
+    if (want & C2_RETURN_PHOTONS) {
         proto_pack_block(pk, "photons", c2p_end_state_cols, C2P_END_STATE_COLS, r->photons, r->nphotons,
                          sizeof(c2_photon));
     }
-    if (channels) {
+    if (want & C2_RETURN_CHANNELS) {
         proto_pack_block(pk, "channels", c2p_channel_cols, C2P_CHANNEL_COLS, r->channels, r->nchannels,
                          sizeof(c2_channel_summary));
     }
@@ -208,4 +244,19 @@ void c2p_pack_result(msgpack_packer *pk, uint64_t id, uint64_t ticket, uint64_t 
     msgpack_pack_map(pk, 2);
     c2p_pack_kv_f64(pk, "queued_ms", queued_ms);
     c2p_pack_kv_f64(pk, "run_ms", run_ms);
+}
+
+void c2p_pack_result(msgpack_packer *pk, uint64_t id, uint64_t ticket, uint64_t event_id,
+                     const c2_event_result *r, uint32_t want, double queued_ms, double run_ms)
+{
+    c2p_pack_reply_head(pk, id, C2P_T_SUBMIT_EVENT, proto_result_nfields(want));
+    proto_pack_result_fields(pk, ticket, event_id, r, want, queued_ms, run_ms);
+}
+
+void c2p_pack_result_member(msgpack_packer *pk, uint64_t ticket, uint64_t event_id, const c2_event_result *r,
+                            uint32_t want, double queued_ms, double run_ms)
+{
+    msgpack_pack_map(pk, proto_result_nfields(want) + 1);
+    c2p_pack_kv_bool(pk, "ok", 1);
+    proto_pack_result_fields(pk, ticket, event_id, r, want, queued_ms, run_ms);
 }

@@ -38,6 +38,7 @@ extern "C" {
 #define C2P_MAX_DEPTH 8  /* maps and arrays nested */
 #define C2P_MAX_MAP 64   /* entries in one map */
 #define C2P_NAME_MAX 64  /* geometry names */
+#define C2P_MAX_GROUP 1024 /* events in one submit_events */
 #define C2P_MAX_ELEMENTS (1u << 20) /* map entries and array elements in one message: msgpack-c
                                        allocates ~24 bytes each, so this caps it near 24 MiB */
 
@@ -58,7 +59,8 @@ const char *c2p_error_name(int code); /* "BUSY"; "UNKNOWN" for others */
 #define C2P_TYPES(X)                                                                                       \
     X(HELLO, "hello") X(PING, "ping") X(STATUS, "status") X(STATS, "stats") X(LOAD_GEOMETRY, "load_geometry") \
     X(LIST_GEOMETRIES, "list_geometries") X(UNLOAD_GEOMETRY, "unload_geometry") X(SUBMIT_EVENT, "submit_event") \
-    X(CANCEL, "cancel") X(EVENTS, "events") X(DRAIN, "drain") X(SHUTDOWN, "shutdown")
+    X(CANCEL, "cancel") X(EVENTS, "events") X(DRAIN, "drain") X(SHUTDOWN, "shutdown")                     \
+    X(SUBMIT_EVENTS, "submit_events")
 
 typedef enum {
     C2P_T_NONE = 0,
@@ -169,6 +171,10 @@ typedef struct c2p_event {
 
 /* max_photons: the daemon's per-event limit (TOO_LARGE beyond it). */
 int c2p_decode_event(const c2p_msg *m, uint64_t max_photons, c2p_event *ev, c2p_err *err);
+/* submit_events: *n (1..C2P_MAX_GROUP) events into *out (calloc'd; free
+ * each with c2p_event_free, then the array). Any bad event refuses the
+ * whole request, naming it ("submit_events.events[3].photons..."). */
+int c2p_decode_events(const c2p_msg *m, uint64_t max_photons, c2p_event **out, uint32_t *n, c2p_err *err);
 void c2p_event_free(c2p_event *ev);
 /* The engine's view of a decoded event (pointers into ev). */
 c2_event c2p_event_view(const c2p_event *ev);
@@ -212,6 +218,8 @@ void c2p_pack_kv_bin32(msgpack_packer *pk, const char *key, const void *base, si
 
 /* A whole submit_event request. */
 void c2p_pack_event(msgpack_packer *pk, uint64_t id, const c2p_event *ev);
+/* A whole submit_events request: n (1..C2P_MAX_GROUP) events in one message. */
+void c2p_pack_events(msgpack_packer *pk, uint64_t id, const c2p_event *evs, uint32_t n);
 
 /* The result of a submit_event: arrays owned. */
 typedef struct c2p_result {
@@ -222,7 +230,16 @@ typedef struct c2p_result {
 
 void c2p_pack_result(msgpack_packer *pk, uint64_t id, uint64_t ticket, uint64_t event_id,
                      const c2_event_result *r, uint32_t want, double queued_ms, double run_ms);
+/* One element of a submit_events reply's results: a result map with "ok":
+ * true, or an error map ("ok": false, "error"). */
+void c2p_pack_result_member(msgpack_packer *pk, uint64_t ticket, uint64_t event_id, const c2_event_result *r,
+                            uint32_t want, double queued_ms, double run_ms);
+void c2p_pack_error_member(msgpack_packer *pk, int code, const char *message);
 int c2p_decode_result(const c2p_msg *m, c2p_result *out, c2p_err *err);
+/* A submit_events reply (ok true) of n results: element i into out[i], or,
+ * when the daemon refused or failed that event, its code and message into
+ * errs[i] (errs[i].code 0 otherwise). On failure nothing is left to free. */
+int c2p_decode_results(const c2p_msg *m, uint32_t n, c2p_result *out, c2p_err *errs, c2p_err *err);
 void c2p_result_free(c2p_result *res);
 
 #ifdef __cplusplus

@@ -33,11 +33,13 @@
     X(engine_channel_summary)         \
     X(proto_event_round_trip)         \
     X(proto_result_round_trip)        \
+    X(proto_events_round_trip)        \
     X(proto_error_reply)              \
     X(proto_rejects_hostile_input)    \
     X(proto_every_truncation_and_corruption) \
     X(daemon_hello_ping_status)       \
     X(daemon_results_match_engine)    \
+    X(daemon_submit_many)             \
     X(daemon_cancel_and_deadline)     \
     X(daemon_busy_when_full)          \
     X(daemon_client_byte_limit)       \

@@ -414,6 +414,91 @@ static int outcome(c2_future *f, c2_error *err)
     return c2_future_result(f, &r, err);
 }
 
+TEST(daemon_submit_many)
+{
+    /* 40 events in one submit_events request, over batches of the daemon
+     * (--batch-photons): each result the engine's; one bad event among
+     * good ones refused alone, in its place; a cancelled group, and one
+     * whose futures are freed one by one before it finishes */
+    enum { N = 40 };
+    c2_geometry *g = test_detector();
+    c2_source src[N];
+    c2_event ev[N];
+    c2_event_result ref[N];
+    const float pos[3] = {0, 0, 0}, dir[3] = {0, 0.6f, 0.8f};
+    c2_photon *beam = c2t_beam(300, pos, dir, 430.0f);
+    for (uint32_t i = 0; i < N; i++) {
+        src[i] = point_source(500 + 97 * i);
+        ev[i] = c2t_event(5000 + i, 11, i % 4 == 3 ? beam : NULL, i % 4 == 3 ? 300 : 0, &src[i], 1,
+                          C2_RETURN_HITS | C2_RETURN_CHANNELS);
+    }
+    c2_error err = {0};
+    CHECK(c2_engine_run(g, ev, N, ref, 0, &err) == 0, "%s", err.msg);
+    daemon_proc d;
+    const char *const args[] = {"--batch-photons", "5000", NULL};
+    daemon_start(&d, args);
+    c2_client *c = connect_to(&d);
+    c2_future *f[N];
+    CHECK(c2_client_submit_many(c, ev, N, NULL, f, &err) == 0, "%s", err.msg);
+    uint32_t same = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        const c2_event_result *r;
+        CHECK(c2_future_wait(f[i], 120000) == 0, "event %u never finished", i);
+        CHECK(c2_future_result(f[i], &r, &err) == 0, "event %u: %s", i, err.msg);
+        same += result_matches(&d, r, &ref[i]) && c2_future_ticket(f[i]) > 0;
+    }
+    printf("  %d events in one request: %u results as the engine's\n", N, same);
+    CHECK(same == N, "results of a submit_events differ from the engine's");
+    for (uint32_t i = 0; i < N; i++) {
+        c2_future_free(f[i]);
+        c2_event_result_free(&ref[i]);
+    }
+    /* a bad event in the middle: refused in its slot, the others run */
+    c2_photon bad = beam[0];
+    bad.dir[2] = 2.0f;
+    c2_event three[3] = {ev[0], c2t_event(77, 1, &bad, 1, NULL, 0, C2_RETURN_HITS), ev[1]};
+    CHECK(c2_client_submit_many(c, three, 3, NULL, f, &err) == 0, "%s", err.msg);
+    int rc[3];
+    for (int i = 0; i < 3; i++) {
+        rc[i] = outcome(f[i], &err);
+        if (i == 1) {
+            printf("  a bad event among good ones -> %d, %d, %d: %s\n", rc[0], rc[1], rc[2], err.msg);
+        }
+    }
+    CHECK(rc[0] == 0 && rc[1] == C2_REMOTE_BAD_REQUEST && rc[2] == 0, "the bad event was not refused alone");
+    for (int i = 0; i < 3; i++) {
+        c2_future_free(f[i]);
+    }
+    /* a cancelled group: every member that had not finished says so */
+    c2_source huge = point_source(400000000u);
+    c2_event two[2] = {c2t_event(1, 1, NULL, 0, &huge, 1, C2_RETURN_HITS),
+                       c2t_event(2, 1, NULL, 0, &huge, 1, C2_RETURN_HITS)};
+    CHECK(c2_client_submit_many(c, two, 2, NULL, f, &err) == 0, "%s", err.msg);
+    CHECK(wait_stat(c, "events", "accepted", N + 2 + 2) >= N + 4, "the group was not accepted");
+    CHECK(c2_future_cancel(f[1], &err) == 0, "%s", err.msg);
+    rc[0] = outcome(f[0], &err);
+    rc[1] = outcome(f[1], &err);
+    printf("  a cancelled group of two 400 M-photon events -> %d, %d\n", rc[0], rc[1]);
+    CHECK(rc[0] == C2_REMOTE_CANCELLED && rc[1] == C2_REMOTE_CANCELLED, "the group was not cancelled");
+    c2_future_free(f[0]);
+    c2_future_free(f[1]);
+    /* futures freed one by one while their group runs: the last free
+     * cancels what is left, and nothing hangs or leaks */
+    CHECK(c2_client_submit_many(c, two, 2, NULL, f, &err) == 0, "%s", err.msg);
+    /* (a cancel overtakes a submit it follows closely: on another context) */
+    CHECK(wait_stat(c, "events", "accepted", N + 6) >= N + 6, "the second group was not accepted");
+    c2_future_free(f[0]);
+    CHECK(!c2_future_poll(f[1]), "a 400 M-photon event finished at once");
+    c2_future_free(f[1]);
+    CHECK(wait_stat(c, "events", "cancelled", 4) >= 4, "freeing the group's futures did not cancel it");
+    /* no events, or too many */
+    CHECK(c2_client_submit_many(c, ev, 0, NULL, f, &err) == C2_EINVAL, "0 events accepted");
+    c2_client_close(c);
+    free(beam);
+    c2_geometry_free(g);
+    CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+}
+
 TEST(daemon_cancel_and_deadline)
 {
     daemon_proc d;

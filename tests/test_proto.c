@@ -172,6 +172,91 @@ TEST(proto_result_round_trip)
     c2_geometry_free(g);
 }
 
+TEST(proto_events_round_trip)
+{
+    /* submit_events: three events in one message decode to the three
+     * events; one bad event refuses the whole message, naming it; the
+     * reply's results array holds results and per-event errors */
+    c2p_event ev[3];
+    for (int i = 0; i < 3; i++) {
+        sample_event(&ev[i]);
+        ev[i].event_id = 100 + (uint64_t)i;
+        ev[i].nsources = (uint32_t)i; /* 0, 1, 2 sources */
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    c2p_pack_events(&pk, 9, ev, 3);
+    c2p_msg m;
+    c2p_err err = {0};
+    c2p_event *got;
+    uint32_t n;
+    CHECK(c2p_parse_request(&m, sb.data, sb.size, &err) == 0 && m.type == C2P_T_SUBMIT_EVENTS, "%s", err.msg);
+    CHECK(c2p_decode_events(&m, 1u << 20, &got, &n, &err) == 0 && n == 3, "%s", err.msg);
+    for (uint32_t i = 0; i < 3; i++) {
+        c2_event view = c2p_event_view(&got[i]);
+        c2_photon p[5];
+        c2i_event_photons(&view, 0, 5, p);
+        CHECK(got[i].event_id == 100 + i && got[i].nsources == i && got[i].nphotons == 5 && got[i].priority == -3 &&
+                  (i == 0 || !memcmp(got[i].sources, ev[i].sources, i * sizeof(c2_source))) &&
+                  !memcmp(&p[4], &ev[i].photons[4], offsetof(c2_photon, flags)),
+              "event %u differs after the round trip", i);
+        c2p_event_free(&got[i]);
+    }
+    free(got);
+    /* the photon limit applies to each event, and names it */
+    CHECK(c2p_decode_events(&m, 1000, &got, &n, &err) == C2P_TOO_LARGE && strstr(err.msg, "events[1]") && !got &&
+              n == 0,
+          "%s", err.msg);
+    printf("  submit_events of 3 events, %zu bytes, round trip; refused whole: %s\n", sb.size, err.msg);
+    c2p_msg_free(&m);
+    msgpack_sbuffer_destroy(&sb);
+    for (int i = 0; i < 3; i++) {
+        free((void *)ev[i].photons);
+        c2p_event_free(&ev[i]);
+    }
+    /* no events, or more than C2P_MAX_GROUP */
+    for (uint32_t count = 0; count <= C2P_MAX_GROUP + 1; count += C2P_MAX_GROUP + 1) {
+        msgpack_sbuffer_init(&sb);
+        c2p_pack_request_head(&pk, 10, C2P_T_SUBMIT_EVENTS, 1);
+        c2p_pack_key(&pk, "events");
+        msgpack_pack_array(&pk, count);
+        for (uint32_t i = 0; i < count; i++) {
+            msgpack_pack_map(&pk, 0);
+        }
+        CHECK(c2p_parse_request(&m, sb.data, sb.size, &err) == 0, "%s", err.msg);
+        CHECK(c2p_decode_events(&m, 1000, &got, &n, &err) == C2P_BAD_REQUEST && strstr(err.msg, "1 to 1024"),
+              "%u events: %s", count, err.msg);
+        c2p_msg_free(&m);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    /* a reply: a result, an error, a result */
+    c2_hit hits[2] = {{7, 3, 1.5f, 420.0f, {1, 2, 3}, 0}, {9, 4, 2.5f, 430.0f, {4, 5, 6}, 0}};
+    c2_event_result r = {.hits = hits, .nhits = 2, .ntotal = 10, .steps = 40};
+    msgpack_sbuffer_init(&sb);
+    c2p_pack_reply_head(&pk, 9, C2P_T_SUBMIT_EVENTS, 1);
+    c2p_pack_key(&pk, "results");
+    msgpack_pack_array(&pk, 3);
+    c2p_pack_result_member(&pk, 1, 100, &r, C2_RETURN_HITS, 0.5, 1.5);
+    c2p_pack_error_member(&pk, C2P_DIGEST_MISMATCH, "geometry 'default' has digest ab, not cd");
+    c2p_pack_result_member(&pk, 3, 102, &r, C2_RETURN_HITS, 0.5, 1.5);
+    c2p_result res[4]; /* room for the mismatched count below */
+    c2p_err errs[4];
+    CHECK(c2p_parse_reply(&m, sb.data, sb.size, &err) == 0 && m.ok, "%s", err.msg);
+    CHECK(c2p_decode_results(&m, 3, res, errs, &err) == 0, "%s", err.msg);
+    CHECK(!errs[0].code && res[0].ticket == 1 && res[0].r.nhits == 2 && !memcmp(res[0].r.hits, hits, sizeof hits) &&
+              errs[1].code == C2P_DIGEST_MISMATCH && strstr(errs[1].msg, "not cd") && !errs[2].code &&
+              res[2].event_id == 102,
+          "results differ after the round trip");
+    CHECK(c2p_decode_results(&m, 4, res, errs, &err) == C2P_BAD_REQUEST, "a reply of 3 results read as 4");
+    for (int i = 0; i < 3; i++) {
+        c2p_result_free(&res[i]);
+    }
+    c2p_msg_free(&m);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 TEST(proto_error_reply)
 {
     msgpack_sbuffer sb;

@@ -8,7 +8,7 @@
  *   3. 100-photon events per second from 16 concurrent clients;
  *   4. the time per such event through the daemon against the engine alone;
  *   5. photons/s of 1000-photon events from 16 clients (16, then 48 in
- *      flight each) against photons/s of one 10 M-photon event, both
+ *      flight each, then 48 as 3 submit_events of 16) against photons/s of one 10 M-photon event, both
  *      through the daemon (the GPU issue's "many small events" benchmark;
  *      run it with --backend cuda there);
  *   6. the raw NNG rate of such small round trips (16 clients, a REP
@@ -213,7 +213,7 @@ static double raw_message_rate(const char *url, uint32_t window)
 typedef struct small_arg {
     const char *url;
     double until;
-    uint32_t photons, window; /* per event; events each client keeps in flight */
+    uint32_t photons, window, per; /* per event; requests each client keeps in flight; events per request */
     long done;
 } small_arg;
 
@@ -226,36 +226,36 @@ static void *small_client(void *p)
         die("client", err.msg);
     }
     c2_source src = {{0, 0, 0}, 0, {0, 0, 1}, -1.0f, 420.0f, -1, a->photons, 0};
-    enum { WINDOW_MAX = 64 };
-    const uint32_t window = a->window < WINDOW_MAX ? a->window : WINDOW_MAX;
-    c2_future *f[WINDOW_MAX] = {0};
+    enum { IN_FLIGHT_MAX = 64 };
+    const uint32_t per = a->per, window = a->window * per <= IN_FLIGHT_MAX ? a->window : IN_FLIGHT_MAX / per;
+    c2_future *f[IN_FLIGHT_MAX] = {0};
+    c2_event ev[IN_FLIGHT_MAX];
     uint64_t id = 0;
     while (now_s() < a->until) {
-        for (uint32_t k = 0; k < window; k++) { /* keep window events in flight */
-            if (f[k]) {
+        for (uint32_t k = 0; k < window; k++) { /* keep window requests of per events in flight */
+            c2_future **g = &f[k * per];
+            for (uint32_t i = 0; g[0] && i < per; i++) {
                 const c2_event_result *r;
-                c2_future_wait(f[k], 0);
-                if (c2_future_result(f[k], &r, &err) == 0) {
-                    a->done++;
-                }
-                c2_future_free(f[k]);
+                c2_future_wait(g[i], 0);
+                a->done += c2_future_result(g[i], &r, &err) == 0;
+                c2_future_free(g[i]);
             }
-            c2_event ev = {.id = id++, .seed = 1, .sources = &src, .nsources = 1, .want = C2_RETURN_HITS};
-            if (c2_client_submit(c, &ev, NULL, &f[k], &err)) {
+            for (uint32_t i = 0; i < per; i++) {
+                ev[i] = (c2_event){.id = id++, .seed = 1, .sources = &src, .nsources = 1, .want = C2_RETURN_HITS};
+            }
+            if (per == 1 ? c2_client_submit(c, ev, NULL, g, &err) : c2_client_submit_many(c, ev, per, NULL, g, &err)) {
                 die("submit", err.msg);
             }
         }
     }
-    for (uint32_t k = 0; k < window; k++) {
-        c2_future_wait(f[k], 0);
-        c2_future_free(f[k]);
+    for (uint32_t i = 0; i < window * per; i++) {
+        c2_future_wait(f[i], 0);
+        c2_future_free(f[i]);
     }
     c2_client_close(c);
     return NULL;
 }
 
-
-/* photons/s of 16 clients sending events of n photons for 5 s */
 /* A top-level field of the reply to a request of this type, read with
  * the codec's typed readers: a number (returned; -1 when absent), or,
  * with str, a string copied into it. */
@@ -286,18 +286,19 @@ static double reply_value(c2_client *c, const char *type, const char *key, char 
     return v;
 }
 
-/* Runs 16 clients submitting n-photon events, window in flight each, for
- * 5 s; returns photons/s, sets events/s and the daemon's batches and
- * reply_busy share over the run. */
-static double small_events(c2_client *c, const char *url, uint32_t n, uint32_t window, double *events_per_s,
-                           double *per_batch, double *reply_busy)
+/* Runs 16 clients submitting n-photon events, window requests of per
+ * events in flight each, for 5 s; returns photons/s, sets events/s and the
+ * daemon's batches and reply_busy share over the run. */
+static double small_events(c2_client *c, const char *url, uint32_t n, uint32_t window, uint32_t per,
+                           double *events_per_s, double *per_batch, double *reply_busy)
 {
+    fprintf(stderr, "bench-ipc: %u-photon events, 16 clients x %u requests of %u in flight\n", n, window, per);
     double b0 = reply_value(c, "stats", "batches", NULL, 0);
     small_arg a[CLIENTS];
     pthread_t th[CLIENTS];
     double t0 = now_s();
     for (int i = 0; i < CLIENTS; i++) {
-        a[i] = (small_arg){url, t0 + 5.0, n, window, 0};
+        a[i] = (small_arg){url, t0 + 5.0, n, window, per, 0};
         pthread_create(&th[i], NULL, small_client, &a[i]);
     }
     long done = 0;
@@ -378,6 +379,7 @@ int main(int argc, char **argv)
         die("chroma2d", "did not start (run from the repository root after make)");
     }
 
+    fprintf(stderr, "bench-ipc: pings, then a 1 M-photon request\n");
     /* 1. ping */
     enum { PINGS = 5000 };
     static double rtt[PINGS];
@@ -468,15 +470,19 @@ int main(int argc, char **argv)
     pthread_join(raw_th, NULL);
 
     /* 3. 100-photon events from 16 clients for 5 s */
-    double small_rate = 0, kilo_rate = 0, deep_rate = 0, per_batch[3], reply_busy[3];
-    small_events(c, url, 100, 4, &small_rate, &per_batch[0], &reply_busy[0]);
+    double small_rate = 0, kilo_rate = 0, deep_rate = 0, many_rate = 0, per_batch[4], reply_busy[4];
+    small_events(c, url, 100, 4, 1, &small_rate, &per_batch[0], &reply_busy[0]);
     /* 5. 1000-photon events from 16 clients, 16 in flight each, then 48
-     * (768 of the daemon's default 1024: how far the rate is latency-bound);
-     * one large event */
-    double kilo_photons = small_events(c, url, 1000, 16, &kilo_rate, &per_batch[1], &reply_busy[1]);
+     * (768 of the daemon's default 1024: how far the rate is latency-bound),
+     * then 48 as 3 requests of 16 events (c2_client_submit_many); one large
+     * event */
+    double kilo_photons = small_events(c, url, 1000, 16, 1, &kilo_rate, &per_batch[1], &reply_busy[1]);
     double kilo_busy = reply_value(c, "stats", "backend_busy", NULL, 0); /* the last stats interval's */
-    double deep_photons = small_events(c, url, 1000, 48, &deep_rate, &per_batch[2], &reply_busy[2]);
+    double deep_photons = small_events(c, url, 1000, 48, 1, &deep_rate, &per_batch[2], &reply_busy[2]);
     double deep_busy = reply_value(c, "stats", "backend_busy", NULL, 0);
+    double many_photons = small_events(c, url, 1000, 3, 16, &many_rate, &per_batch[3], &reply_busy[3]);
+    double many_busy = reply_value(c, "stats", "backend_busy", NULL, 0);
+    fprintf(stderr, "bench-ipc: one 10 M-photon event\n");
     double large_photons = large_event(c, 10000000u);
     char hello_backend[64] = "";
     reply_value(c, "status", "backend", hello_backend, sizeof hello_backend);
@@ -526,10 +532,14 @@ int main(int argc, char **argv)
     printf("| the same, 16 clients x 48 in flight: events/s, photons/s; running / answering; events per batch | "
            "%.0f, %.3g; %.0f%% / %.0f%%; %.1f |\n", deep_rate, deep_photons, 100.0 * deep_busy, 100.0 * reply_busy[2],
            per_batch[2]);
+    printf("| the same as 3 requests of 16 events each in flight (submit_events): events/s, photons/s; running / "
+           "answering; events per batch | %.0f, %.3g; %.0f%% / %.0f%%; %.1f |\n", many_rate, many_photons,
+           100.0 * many_busy, 100.0 * reply_busy[3], per_batch[3]);
     printf("| raw NNG ipc REQ/REP, %d clients x 16 in flight, %d-byte requests, %d-byte replies from a REP "
            "server with contexts: round trips/s | %.0f |\n", CLIENTS, RAW_REQ, RAW_REPLY, raw_rate);
-    printf("| many small events / one large event: 16, 48 in flight | %.0f%%, %.0f%% |\n",
-           100.0 * kilo_photons / large_photons, 100.0 * deep_photons / large_photons);
+    printf("| many small events / one large event: 16, 48 in flight; 48 as 3 x 16 | %.0f%%, %.0f%%; %.0f%% |\n",
+           100.0 * kilo_photons / large_photons, 100.0 * deep_photons / large_photons,
+           100.0 * many_photons / large_photons);
 
     c2_client_close(c);
     kill(daemon, SIGTERM);

@@ -93,6 +93,14 @@ typedef struct c2_submit_opts {
  * this returns. *out is the future of its result. */
 int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opts, c2_future **out,
                      c2_error *err);
+/* Sends n events (1 to 1024) in one request, with the same options: for
+ * many small events, whose cost is the message more than the photons. The
+ * arrays are copied before this returns; out[i] is event i's future (each
+ * freed on its own). They are admitted, run and refused one by one, but
+ * answered together, once the last has finished: cancelling one (or
+ * freeing the last unfinished one) cancels those not yet finished. */
+int c2_client_submit_many(c2_client *c, const c2_event *evs, uint32_t n, const c2_submit_opts *opts, c2_future **out,
+                          c2_error *err);
 
 /* Waits for completion: 0 when done, C2_ETIMEDOUT after timeout_ms
  * (0: wait for ever). */

@@ -1,0 +1,110 @@
+/*
+ * answer.c: how an event's outcome gets back to its client. An event sent
+ * alone (submit_event) is answered by its own reply; an event sent with
+ * others (submit_events) fills its slot of the group, and the last of the
+ * group to be answered sends the one reply that carries them all.
+ *
+ * Threads: any (the backend thread for results, NNG threads for refusals,
+ * the loop thread for deadlines). Each target is answered exactly once;
+ * each slot is written by the thread that answers it, and the atomic count
+ * of slots left orders those writes before the last thread reads them.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "daemon.h"
+
+struct c2d_group {
+    struct c2d_work *work; /* answers the whole request */
+    uint64_t req_id;
+    nng_msg *request; /* the events' photon columns point into it */
+    uint32_t n;
+    atomic_uint left;       /* slots not yet answered */
+    msgpack_sbuffer *slots; /* [n]: each event's packed result or error */
+};
+
+c2d_group *c2d_group_new(struct c2d_work *work, uint64_t req_id, nng_msg *request, uint32_t n)
+{
+    c2d_group *g = calloc(1, sizeof *g);
+    if (!g || !(g->slots = calloc(n, sizeof *g->slots))) {
+        free(g);
+        return NULL;
+    }
+    g->work = work;
+    g->req_id = req_id;
+    g->request = request;
+    g->n = n;
+    atomic_init(&g->left, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_sbuffer_init(&g->slots[i]);
+    }
+    return g;
+}
+
+/* The slot is written; the last one sends the group's reply and frees it. */
+static void answer_slot_done(c2d_group *g)
+{
+    if (atomic_fetch_sub_explicit(&g->left, 1, memory_order_acq_rel) != 1) {
+        return;
+    }
+    nng_msg *m = NULL;
+    int ok = nng_msg_alloc(&m, 0) == 0;
+    if (ok) {
+        msgpack_packer pk;
+        c2d_packer_init(&pk, m);
+        c2p_pack_reply_head(&pk, g->req_id, C2P_T_SUBMIT_EVENTS, 1);
+        c2p_pack_key(&pk, "results");
+        msgpack_pack_array(&pk, g->n);
+        for (uint32_t i = 0; i < g->n && ok; i++) {
+            ok = g->slots[i].size && pk.callback(pk.data, g->slots[i].data, g->slots[i].size) == 0;
+        }
+    }
+    if (!ok) {
+        nng_msg_free(m);
+        m = c2d_error_msg(g->req_id, C2P_T_SUBMIT_EVENTS, C2P_INTERNAL, "out of memory for the results");
+    }
+    c2d_work_reply(g->work, m);
+    for (uint32_t i = 0; i < g->n; i++) {
+        msgpack_sbuffer_destroy(&g->slots[i]);
+    }
+    free(g->slots);
+    nng_msg_free(g->request);
+    free(g);
+}
+
+int c2d_answer_result(c2d_target t, uint64_t req_id, uint64_t ticket, uint64_t event_id, const c2_event_result *r,
+                      uint32_t want, double queued_ms, double run_ms)
+{
+    msgpack_packer pk;
+    if (t.group) {
+        msgpack_packer_init(&pk, &t.group->slots[t.index], msgpack_sbuffer_write);
+        c2p_pack_result_member(&pk, ticket, event_id, r, want, queued_ms, run_ms);
+        if (!t.group->slots[t.index].size) {
+            return -1; /* the sbuffer could not grow: answered with an error instead */
+        }
+        answer_slot_done(t.group);
+        return 0;
+    }
+    nng_msg *m = NULL;
+    if (nng_msg_alloc(&m, 0) != 0) {
+        return -1;
+    }
+    c2d_packer_init(&pk, m);
+    c2p_pack_result(&pk, req_id, ticket, event_id, r, want, queued_ms, run_ms);
+    c2d_work_reply(t.work, m);
+    return 0;
+}
+
+void c2d_answer_error(c2d_target t, uint64_t req_id, int code, const char *message)
+{
+    if (t.group) {
+        msgpack_sbuffer *sb = &t.group->slots[t.index];
+        msgpack_sbuffer_clear(sb); /* a result that could not be packed whole */
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        c2p_pack_error_member(&pk, code, message);
+        answer_slot_done(t.group);
+    } else if (t.work) {
+        c2d_work_reply(t.work, c2d_error_msg(req_id, C2P_T_SUBMIT_EVENT, code, message));
+    }
+}
