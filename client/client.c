@@ -95,17 +95,23 @@ typedef struct client_req {
     int kind;  /* REQ_* */
     uint64_t id;
     uint32_t timeout_ms;
-    pthread_mutex_t mu;         /* members, refs, cancelled, state F_DONE */
-    uint32_t n, refs;           /* futures; those not yet freed */
+    pthread_mutex_t mu;         /* the members' outcomes, refs, cancelled */
+    uint32_t n, refs;           /* futures; those their users have not freed */
     int cancelled;              /* a cancel was sent for it */
-    struct c2_future **members; /* [n]; NULL once freed */
+    struct c2_future **members; /* [n], each held until the callback completed it */
 } client_req;
 
+/* A future is held by its user (until c2_future_free) and by its request
+ * (until the request's callback has completed it), and freed by whichever
+ * lets go last: so the callback never holds a lock while it calls the
+ * user's completion callback (the Python client's takes the GIL). */
 struct c2_future {
     client_req *req;
     uint32_t index; /* in req->members */
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* done, refs, freed, cb */
     pthread_cond_t cv;
+    int refs;  /* 2, then 1, then 0 */
+    int freed; /* by its user: no callback any more */
     int done;
     int rc;
     c2_error err;
@@ -228,13 +234,12 @@ void c2_client_close(c2_client *c)
 
 /* ---- futures ---- */
 
-/* Under req->mu, from the request's callback: f is done. cb must not
- * block or free (the header says so), so the lock may stay held. */
+/* From the request's callback, with no lock held: f is done. */
 static void future_complete(c2_future *f)
 {
     pthread_mutex_lock(&f->mu);
     f->done = 1;
-    void (*cb)(c2_future *, void *) = f->cb;
+    void (*cb)(c2_future *, void *) = f->freed ? NULL : f->cb;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     if (cb) {
@@ -242,19 +247,34 @@ static void future_complete(c2_future *f)
     }
 }
 
-/* Every live future of q gets rc and err. */
-static void req_fail(client_req *q, int rc, const c2_error *err)
+/* Lets go of f (its user's hold, or its request's); the last frees it. */
+static void future_put(c2_future *f)
 {
-    for (uint32_t i = 0; i < q->n; i++) {
-        if (q->members[i]) {
-            q->members[i]->rc = rc;
-            q->members[i]->err = *err;
+    pthread_mutex_lock(&f->mu);
+    int last = --f->refs == 0;
+    pthread_mutex_unlock(&f->mu);
+    if (last) {
+        if (f->reply) {
+            nng_msg_free(f->reply);
         }
+        c2p_result_free(&f->result);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+        free(f);
     }
 }
 
-/* Reads a reply into q's live futures: an error for all, or each one's
- * result (events), or the message (calls). Under q->mu. */
+/* Every future of q gets rc and err. */
+static void req_fail(client_req *q, int rc, const c2_error *err)
+{
+    for (uint32_t i = 0; i < q->n; i++) {
+        q->members[i]->rc = rc;
+        q->members[i]->err = *err;
+    }
+}
+
+/* Reads a reply into q's futures: an error for all, or each one's result
+ * (events), or the message (calls). Under q->mu. */
 static void req_take_reply(client_req *q, nng_msg *msg)
 {
     c2p_msg m;
@@ -278,19 +298,15 @@ static void req_take_reply(client_req *q, nng_msg *msg)
         } else {
             for (uint32_t i = 0; i < q->n; i++) {
                 c2_future *f = q->members[i];
-                if (f && errs[i].code) {
+                if (errs[i].code) {
                     f->rc = c2i_fail(&f->err, errs[i].code, "%s: %s", c2p_error_name(errs[i].code), errs[i].msg);
-                } else if (f) {
+                } else {
                     f->result = res[i]; /* moved */
-                    memset(&res[i], 0, sizeof res[i]);
                 }
-                c2p_result_free(&res[i]); /* a freed future's, or nothing */
             }
         }
         free(res);
         free(errs);
-    } else if (!f0) {
-        /* freed already: nobody to tell */
     } else if (q->kind == REQ_EVENT) {
         if (c2p_decode_result(&m, &f0->result, &perr)) {
             f0->rc = c2i_fail(&f0->err, C2_EIO, "unreadable result from the daemon: %s", perr.msg);
@@ -331,12 +347,12 @@ static void req_cb(void *arg)
         req_take_reply(q, nng_aio_get_msg(q->aio));
     }
     q->state = F_DONE;
-    for (uint32_t i = 0; i < q->n; i++) {
-        if (q->members[i]) {
-            future_complete(q->members[i]);
-        }
-    }
     pthread_mutex_unlock(&q->mu);
+    /* q lives on until this returns (its last future's free waits for it) */
+    for (uint32_t i = 0; i < q->n; i++) {
+        future_complete(q->members[i]);
+        future_put(q->members[i]);
+    }
 }
 
 static void req_free(client_req *q)
@@ -383,6 +399,7 @@ static int future_start(c2_client *c, int kind, uint32_t n, uint32_t timeout_ms,
         c2_future *f = fs[i];
         f->req = q;
         f->index = i;
+        f->refs = 2; /* its user's and its request's */
         pthread_mutex_init(&f->mu, NULL);
         pthread_cond_init(&f->cv, NULL);
         c->nfutures++;
@@ -519,24 +536,20 @@ void c2_future_free(c2_future *f)
     if (last && q->kind != REQ_CALL && !c2_future_poll(f)) {
         c2_future_cancel(f, NULL); /* nobody waits for the rest of its request */
     }
-    pthread_mutex_lock(&q->mu); /* from here the request's callback no longer sees f */
-    q->members[f->index] = NULL;
+    pthread_mutex_lock(&f->mu);
+    f->freed = 1;
+    pthread_mutex_unlock(&f->mu);
+    pthread_mutex_lock(&q->mu);
     last = --q->refs == 0;
     pthread_mutex_unlock(&q->mu);
     if (last) {
-        nng_aio_stop(q->aio); /* waits for the callback; cancels what is pending */
+        nng_aio_stop(q->aio); /* waits for the callback, which lets go of every future */
         nng_aio_free(q->aio);
         nng_ctx_close(q->ctx);
         req_free(q);
     }
-    if (f->reply) {
-        nng_msg_free(f->reply);
-    }
-    c2p_result_free(&f->result);
-    pthread_mutex_destroy(&f->mu);
-    pthread_cond_destroy(&f->cv);
     client_release(c, f);
-    free(f);
+    future_put(f);
 }
 
 /* ---- requests ---- */

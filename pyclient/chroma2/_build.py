@@ -112,6 +112,8 @@ const void *c2_reply_data(const c2_reply *r, size_t *len);
 void c2_reply_free(c2_reply *r);
 int c2_client_submit(c2_client *c, const c2_event *ev, const c2_submit_opts *opts, c2_future **out,
                      c2_error *err);
+int c2_client_submit_many(c2_client *c, const c2_event *evs, uint32_t n, const c2_submit_opts *opts,
+                          c2_future **out, c2_error *err);
 int c2_future_wait(c2_future *f, uint32_t timeout_ms);
 int c2_future_poll(c2_future *f);
 int c2_future_result(c2_future *f, const c2_event_result **result, c2_error *err);

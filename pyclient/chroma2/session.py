@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import collections
 import concurrent.futures
+import itertools
 import os
 import threading
 import weakref
@@ -245,15 +246,53 @@ class Session:
         lib.c2_future_on_done(fut._c, lib.c2py_done, fut._handle)
         return fut
 
+    def submit_many(self, descs):
+        """Sends several events (1 to 1024) in one request: for many small
+        events, whose cost is the message more than the photons. They must
+        share geometry, digest, deadline and priority. Returns their
+        EventFutures in order; each ends with its own Result or error, all
+        at once when the last has finished. Cancelling one cancels those
+        of its request not yet finished."""
+        descs = list(descs)
+        if not descs or len(descs) > 1024:
+            raise ValueError(f"submit_many takes 1 to 1024 events, got {len(descs)}")
+        if not all(isinstance(d, EventDescriptor) for d in descs):
+            raise TypeError("submit_many takes EventDescriptors")
+        keep = []
+        evs = ffi.new("c2_event[]", len(descs))
+        opts = None
+        for i, d in enumerate(descs):
+            ev, o = d.c_event(keep)
+            evs[i] = ev[0]
+            shared = (ffi.string(o.geometry), ffi.string(o.digest) if o.digest else None, o.deadline_ms, o.priority)
+            if opts is None:
+                opts, first = o, shared
+            elif shared != first:
+                raise ValueError(f"submit_many: event {i} has another geometry, digest, deadline or priority "
+                                 "than event 0; submit it in another call")
+        futs = [EventFuture(self, d) for d in descs]
+        out = ffi.new("c2_future *[]", len(descs))
+        err = ffi.new("c2_error *")
+        _raise(lib.c2_client_submit_many(self._client(), evs, len(descs), opts, out, err), err)
+        for fut, c in zip(futs, out):
+            fut._c = ffi.gc(c, lib.c2_future_free)
+        with self._lock:
+            self._inflight.update(futs)
+        for fut in futs:
+            lib.c2_future_on_done(fut._c, lib.c2py_done, fut._handle)
+        return futs
+
     async def submit_async(self, desc):
         """await session.submit_async(desc) -> Result. Cancelling the
         awaiting task cancels the event at the daemon."""
         return await asyncio.wrap_future(self.submit(desc))
 
-    def simulate(self, events, progress=True, max_in_flight=64):
+    def simulate(self, events, progress=True, max_in_flight=64, per_request=16):
         """Runs many events and yields each Result as it finishes (not in
-        submission order), keeping at most max_in_flight at the daemon. A
-        failed event raises its error here. progress: a tqdm bar."""
+        submission order), keeping at most max_in_flight at the daemon and
+        sending up to per_request of them in one message (submit_many) when
+        they share their options. A failed event raises its error here.
+        progress: a tqdm bar."""
         from tqdm.auto import tqdm
         events = list(events)
         pending = set()
@@ -262,10 +301,11 @@ class Session:
             photons = 0
             while True:
                 while len(pending) < max_in_flight:
-                    desc = next(it, None)
-                    if desc is None:
+                    group = list(itertools.islice(it, min(per_request, max_in_flight - len(pending))))
+                    if not group:
                         break
-                    pending.add(self.submit(desc))
+                    same = {(d.geometry, d.digest, d.deadline, d.priority) for d in group}
+                    pending.update(self.submit_many(group) if len(same) == 1 else map(self.submit, group))
                 if not pending:
                     return
                 done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)

@@ -110,6 +110,26 @@ def test_simulate_yields_every_result(session, engine):
         same(got[e.event_id], x)
 
 
+def test_submit_many(session, engine):
+    """Events sent several to a message end as each would alone; options
+    that differ are refused before anything is sent."""
+    photons = chroma2.Photons.isotropic(500, (0.0, 0.0, 0.0), 430.0, seed=3)
+    events = [point(800 + 50 * i, seed=12, event_id=i, want=("hits", "channels")) for i in range(20)]
+    events[7] = chroma2.EventDescriptor(photons=photons, seed=12, event_id=7, want=("hits", "photons"))
+    futs = session.submit_many(events)
+    assert len(futs) == 20
+    for f, x in zip(futs, engine.run(events)):
+        same(f.result(60), x)
+        assert f.ticket > 0
+    # simulate sends them in groups, and still yields every result
+    got = {r.event_id for r in session.simulate(events, progress=False, max_in_flight=8, per_request=4)}
+    assert got == set(range(20))
+    with pytest.raises(ValueError, match="event 1 has another"):
+        session.submit_many([point(10, seed=1), point(10, seed=1, priority=3)])
+    with pytest.raises(ValueError, match="1 to 1024"):
+        session.submit_many([])
+
+
 def _wait_for(cond, timeout=30):
     end = time.monotonic() + timeout
     while not cond():
