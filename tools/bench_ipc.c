@@ -108,6 +108,7 @@ typedef struct raw_ctx {
     nng_aio *aio;
     int sending;
     atomic_long *done; /* clients: round trips completed */
+    atomic_int *busy;  /* clients: contexts with a request out */
     double until;
 } raw_ctx;
 
@@ -133,6 +134,7 @@ static void raw_ask_cb(void *p) /* client: each context sends RAW_REQ bytes, rec
 {
     raw_ctx *x = p;
     if (nng_aio_result(x->aio) != 0) {
+        atomic_fetch_sub(x->busy, 1);
         return;
     }
     if (x->sending) {
@@ -147,6 +149,8 @@ static void raw_ask_cb(void *p) /* client: each context sends RAW_REQ bytes, rec
         nng_aio_set_msg(x->aio, m);
         x->sending = 1;
         nng_ctx_send(x->ctx, x->aio);
+    } else {
+        atomic_fetch_sub(x->busy, 1);
     }
 }
 
@@ -170,6 +174,7 @@ static double raw_message_rate(const char *url, uint32_t window)
         _exit(0);
     }
     atomic_long done = 0;
+    atomic_int busy = 0;
     nng_socket socks[CLIENTS];
     raw_ctx *x = calloc((size_t)CLIENTS * window, sizeof *x);
     double until = now_s() + 3.0;
@@ -182,11 +187,13 @@ static double raw_message_rate(const char *url, uint32_t window)
             raw_ctx *r = &x[c * window + k];
             nng_msg *m;
             r->done = &done;
+            r->busy = &busy;
             r->until = until;
             r->sending = 1;
             if (nng_ctx_open(&r->ctx, socks[c]) == 0 && nng_aio_alloc(&r->aio, raw_ask_cb, r) == 0 &&
                 nng_msg_alloc(&m, RAW_REQ) == 0) {
                 nng_aio_set_msg(r->aio, m);
+                atomic_fetch_add(&busy, 1);
                 nng_ctx_send(r->ctx, r->aio);
             }
         }
@@ -196,6 +203,10 @@ static double raw_message_rate(const char *url, uint32_t window)
         usleep(10000);
     }
     double rate = (double)atomic_load(&done) / (now_s() - t0);
+    /* no socket closes with a reply awaited: NNG 1.5.2 can hang there (#1543) */
+    for (int k = 0; k < 500 && atomic_load(&busy) > 0; k++) {
+        usleep(10000);
+    }
     for (int c = 0; c < CLIENTS; c++) {
         nng_close(socks[c]);
     }
