@@ -3,7 +3,8 @@
 
 Each client (its own Session: its own connection for the whole run)
 submits random events: point sources and explicit photons of random sizes,
-random options, some with short deadlines, some cancelled; now and then a
+random options, some with short deadlines, some cancelled, half the rounds
+several to a message (submit_many); now and then a
 client process (c2-test-client) is killed with events in flight. (Sessions
 are not opened and closed by the thousand in one process: NNG 1.5.2's
 reaper can deadlock when many sockets close at once, nng #1543.) Every result is checked (photon counts,
@@ -51,7 +52,8 @@ class Soak:
         self.end = time.monotonic() + seconds
         self.engine = engine
         self.lock = threading.Lock()
-        self.counts = {"results": 0, "compared": 0, "deadline": 0, "cancelled": 0, "busy": 0, "dropped": 0}
+        self.counts = {"results": 0, "compared": 0, "deadline": 0, "cancelled": 0, "busy": 0, "dropped": 0,
+                       "groups": 0}
         self.errors = []
 
     def count(self, key):
@@ -107,19 +109,29 @@ class Soak:
             while time.monotonic() < self.end:
                 if rng.random() < 0.05:
                     self.kill_a_client(rng)
-                futs = []
+                # a round: 1 to 11 events, sent one by one or (half the
+                # rounds) in one submit_many, which wants shared options
+                group = rng.random() < 0.5
+                prio, late = int(rng.integers(-10, 11)), rng.random() < 0.05
+                evs = []
                 for _ in range(int(rng.integers(1, 12))):
                     ev, n = self.event(rng, k)
                     k += 1
-                    if rng.random() < 0.05:
+                    ev.priority = prio if group else ev.priority
+                    if (late if group else rng.random() < 0.05):
                         ev.deadline = 0.001
-                    futs.append((s.submit(ev), ev, n))
+                    evs.append((ev, n))
+                if group:
+                    futs = [(f, ev, n) for f, (ev, n) in zip(s.submit_many([ev for ev, _ in evs]), evs)]
+                    self.count("groups")
+                else:
+                    futs = [(s.submit(ev), ev, n) for ev, n in evs]
                 if rng.random() < 0.1 and futs:
-                    futs[-1][0].cancel()
+                    futs[-1][0].cancel()  # in a group: the group's unfinished events too
                 for f, ev, n in futs:
                     try:
                         r = f.result(120)
-                    except concurrent.futures.CancelledError:
+                    except (concurrent.futures.CancelledError, chroma2.errors.CancelledError):
                         self.count("cancelled")
                         continue
                     except chroma2.errors.DeadlineError:
