@@ -14,14 +14,35 @@
 
 #include "daemon.h"
 
+/* One event's answer, packed; failed when memory ran out while packing. */
+typedef struct answer_slot {
+    msgpack_sbuffer sb;
+    int failed;
+} answer_slot;
+
 struct c2d_group {
     struct c2d_work *work; /* answers the whole request */
     uint64_t req_id;
     nng_msg *request; /* the events' photon columns point into it */
     uint32_t n;
-    atomic_uint left;       /* slots not yet answered */
-    msgpack_sbuffer *slots; /* [n]: each event's packed result or error */
+    atomic_uint left;   /* slots not yet answered */
+    answer_slot *slots; /* [n] */
 };
+
+static int answer_write(void *data, const char *buf, size_t len)
+{
+    answer_slot *a = data;
+    a->failed = a->failed || msgpack_sbuffer_write(&a->sb, buf, len) != 0;
+    return a->failed ? -1 : 0;
+}
+
+/* A packer that starts slot i afresh. */
+static void answer_packer(c2d_group *g, uint32_t i, msgpack_packer *pk)
+{
+    msgpack_sbuffer_clear(&g->slots[i].sb);
+    g->slots[i].failed = 0;
+    msgpack_packer_init(pk, &g->slots[i], answer_write);
+}
 
 c2d_group *c2d_group_new(struct c2d_work *work, uint64_t req_id, nng_msg *request, uint32_t n)
 {
@@ -36,7 +57,7 @@ c2d_group *c2d_group_new(struct c2d_work *work, uint64_t req_id, nng_msg *reques
     g->n = n;
     atomic_init(&g->left, n);
     for (uint32_t i = 0; i < n; i++) {
-        msgpack_sbuffer_init(&g->slots[i]);
+        msgpack_sbuffer_init(&g->slots[i].sb);
     }
     return g;
 }
@@ -56,7 +77,12 @@ static void answer_slot_done(c2d_group *g)
         c2p_pack_key(&pk, "results");
         msgpack_pack_array(&pk, g->n);
         for (uint32_t i = 0; i < g->n && ok; i++) {
-            ok = g->slots[i].size && pk.callback(pk.data, g->slots[i].data, g->slots[i].size) == 0;
+            const answer_slot *a = &g->slots[i];
+            if (a->failed) { /* even its error did not fit: say so here */
+                c2p_pack_error_member(&pk, C2P_INTERNAL, "out of memory for this event's answer");
+            } else {
+                ok = pk.callback(pk.data, a->sb.data, a->sb.size) == 0;
+            }
         }
     }
     if (!ok) {
@@ -65,7 +91,7 @@ static void answer_slot_done(c2d_group *g)
     }
     c2d_work_reply(g->work, m);
     for (uint32_t i = 0; i < g->n; i++) {
-        msgpack_sbuffer_destroy(&g->slots[i]);
+        msgpack_sbuffer_destroy(&g->slots[i].sb);
     }
     free(g->slots);
     nng_msg_free(g->request);
@@ -77,10 +103,10 @@ int c2d_answer_result(c2d_target t, uint64_t req_id, uint64_t ticket, uint64_t e
 {
     msgpack_packer pk;
     if (t.group) {
-        msgpack_packer_init(&pk, &t.group->slots[t.index], msgpack_sbuffer_write);
+        answer_packer(t.group, t.index, &pk);
         c2p_pack_result_member(&pk, ticket, event_id, r, want, queued_ms, run_ms);
-        if (!t.group->slots[t.index].size) {
-            return -1; /* the sbuffer could not grow: answered with an error instead */
+        if (t.group->slots[t.index].failed) {
+            return -1; /* the caller answers with an error instead */
         }
         answer_slot_done(t.group);
         return 0;
@@ -98,10 +124,8 @@ int c2d_answer_result(c2d_target t, uint64_t req_id, uint64_t ticket, uint64_t e
 void c2d_answer_error(c2d_target t, uint64_t req_id, int code, const char *message)
 {
     if (t.group) {
-        msgpack_sbuffer *sb = &t.group->slots[t.index];
-        msgpack_sbuffer_clear(sb); /* a result that could not be packed whole */
         msgpack_packer pk;
-        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        answer_packer(t.group, t.index, &pk); /* over a result that could not be packed whole */
         c2p_pack_error_member(&pk, code, message);
         answer_slot_done(t.group);
     } else if (t.work) {
