@@ -178,13 +178,14 @@ static nng_msg *server_hello(c2d_server *srv, const c2p_msg *req, c2p_err *err)
     msgpack_pack_array(&pk, 1);
     c2p_pack_key(&pk, srv->backend->device);
     c2p_pack_key(&pk, "limits");
-    msgpack_pack_map(&pk, 6);
+    msgpack_pack_map(&pk, 7);
     c2p_pack_kv_u64(&pk, "max_message_bytes", srv->cfg->max_message_bytes);
     c2p_pack_kv_u64(&pk, "max_photons_per_event", srv->cfg->max_photons);
     c2p_pack_kv_u64(&pk, "max_events_queued", srv->cfg->max_queued);
     c2p_pack_kv_u64(&pk, "max_events_per_client", srv->cfg->max_per_client);
     c2p_pack_kv_u64(&pk, "max_bytes_per_client", srv->cfg->max_client_bytes);
     c2p_pack_kv_u64(&pk, "max_geometry_bytes", srv->cfg->max_message_bytes);
+    c2p_pack_kv_u64(&pk, "max_events_per_request", C2P_MAX_GROUP);
     server_pack_geometries(&pk, srv);
     return out;
 }

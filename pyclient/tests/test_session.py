@@ -34,6 +34,7 @@ def same(a, b):
 def test_hello_status_ping_stats(session):
     h = session.hello()
     assert h["version"] == 1 and h["server"].startswith("chroma2d ")
+    assert h["limits"]["max_events_per_request"] == 1024
     assert h["backend"] in ("cpu", "cuda")
     assert [g["name"] for g in h["geometries"] if g["builtin"]] == ["default"]
     assert re.fullmatch(r"[0-9a-f]{64}", h["geometries"][0]["digest"])
