@@ -321,6 +321,15 @@ static void req_take_reply(client_req *q, nng_msg *msg)
     }
 }
 
+/* Completes q's futures and lets go of them, once their outcomes are in. */
+static void req_complete(client_req *q)
+{
+    for (uint32_t i = 0; i < q->n; i++) {
+        future_complete(q->members[i]);
+        future_put(q->members[i]);
+    }
+}
+
 static void req_cb(void *arg)
 {
     client_req *q = arg;
@@ -348,11 +357,7 @@ static void req_cb(void *arg)
     }
     q->state = F_DONE;
     pthread_mutex_unlock(&q->mu);
-    /* q lives on until this returns (its last future's free waits for it) */
-    for (uint32_t i = 0; i < q->n; i++) {
-        future_complete(q->members[i]);
-        future_put(q->members[i]);
-    }
+    req_complete(q); /* q lives on until this returns: its last future's free waits for it */
 }
 
 static void req_free(client_req *q)
@@ -516,10 +521,16 @@ int c2_future_cancel(c2_future *f, c2_error *err)
         return 0;
     }
     /* a cancel by request id only works on the same connection: this
-     * client's socket; the daemon sees one pipe per client */
+     * client's socket; the daemon sees one pipe per client. Once it has
+     * the cancel, the daemon also refuses the request if it comes later. */
     c2_reply *r = NULL;
     int rc = client_call_packed(q->c, C2P_T_CANCEL, client_pack_cancel, &q->id, 1, 5000, &r, err);
     c2_reply_free(r);
+    if (rc) { /* it did not get there: another may try */
+        pthread_mutex_lock(&q->mu);
+        q->cancelled = 0;
+        pthread_mutex_unlock(&q->mu);
+    }
     return rc;
 }
 
@@ -544,6 +555,12 @@ void c2_future_free(c2_future *f)
     pthread_mutex_unlock(&q->mu);
     if (last) {
         nng_aio_stop(q->aio); /* waits for the callback, which lets go of every future */
+        if (q->state != F_DONE) { /* stopped between its send and its receive: no callback will come */
+            c2_error e = {0};
+            req_fail(q, c2i_fail(&e, C2_EIO, "request %llu: stopped", (unsigned long long)q->id), &e);
+            q->state = F_DONE;
+            req_complete(q);
+        }
         nng_aio_free(q->aio);
         nng_ctx_close(q->ctx);
         req_free(q);

@@ -55,6 +55,14 @@ struct c2d_sched {
     sched_event **running;
     uint32_t nrunning;
     uint64_t next_ticket, next_seq, pool_bytes;
+    /* the last cancels by request and closed connections: an event that
+     * arrives after its cancel (requests travel on separate contexts, and
+     * a submit_events is admitted one event at a time) is refused, not run */
+    struct {
+        uint32_t pipe;
+        uint64_t req_id; /* SCHED_ANY_REQ: the connection closed */
+    } tombs[256];
+    uint32_t ntombs;
     int draining, stopping;
     char broken[300]; /* why the daemon can serve nothing more (the backend failed for good, a listener is
                          lost); empty while it can */
@@ -168,6 +176,28 @@ static void sched_trace(const c2d_sched *s, const sched_event *e, const char *wh
     }
 }
 
+#define SCHED_ANY_REQ UINT64_MAX
+
+/* Under the lock. NNG's pipe ids and a client's request ids do not repeat,
+ * so a ring of the last ones is enough. */
+static void sched_tomb_add(c2d_sched *s, uint32_t pipe, uint64_t req_id)
+{
+    uint32_t i = s->ntombs++ % (sizeof s->tombs / sizeof s->tombs[0]);
+    s->tombs[i].pipe = pipe;
+    s->tombs[i].req_id = req_id;
+}
+
+static int sched_tombstoned(const c2d_sched *s, uint32_t pipe, uint64_t req_id)
+{
+    const uint32_t cap = sizeof s->tombs / sizeof s->tombs[0], n = s->ntombs < cap ? s->ntombs : cap;
+    for (uint32_t i = 0; i < n; i++) {
+        if (s->tombs[i].pipe == pipe && (s->tombs[i].req_id == req_id || s->tombs[i].req_id == SCHED_ANY_REQ)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- admission ---- */
 
 int c2d_sched_submit(c2d_sched *s, c2d_target to, uint32_t pipe, const char *peer, uint64_t uid, uint64_t req_id,
@@ -231,6 +261,8 @@ int c2d_sched_submit(c2d_sched *s, c2d_target to, uint32_t pipe, const char *pee
         rc = c2i_fail(err, C2P_BACKEND, "%.200s; chroma2d is exiting to be restarted", s->broken);
     } else if (s->draining) {
         rc = c2i_fail(err, C2P_SHUTTING_DOWN, "the daemon is draining and takes no new events");
+    } else if (sched_tombstoned(s, pipe, req_id)) {
+        rc = c2i_fail(err, C2P_CANCELLED, "event cancelled (before it was accepted)");
     } else if (s->nheap + s->nrunning >= s->cfg->max_queued) {
         /* queued and running both hold a server context until answered */
         rc = c2i_fail(err, C2P_BUSY, "queue full (%u events waiting, %u running)", s->nheap, s->nrunning);
@@ -334,6 +366,9 @@ static void sched_cancel_where(c2d_sched *s, uint64_t ticket, uint32_t pipe, uin
                                uint64_t req_id, uint32_t *hits, int *denied)
 {
     pthread_mutex_lock(&s->mu);
+    if (!ticket) {
+        sched_tomb_add(s, pipe, any_req ? SCHED_ANY_REQ : req_id);
+    }
     sched_event **out = malloc((s->nheap + 1) * sizeof *out);
     uint32_t nout = 0;
     *hits = out ? sched_take(s, ticket, pipe, uid, any_req, req_id, out, &nout, denied) : 0;

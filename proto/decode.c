@@ -370,7 +370,7 @@ static int proto_block(c2p_map *parent, const char *key, const c2p_col *f, size_
     if (rc || !present) {
         return rc;
     }
-    char *recs = malloc((size_t)(n ? n : 1) * stride);
+    char *recs = n <= SIZE_MAX / stride ? malloc((size_t)(n ? n : 1) * stride) : NULL;
     if (!recs) {
         return c2i_fail(err, C2P_TOO_LARGE, "%s.%s: no memory for %llu records", parent->path, key,
                         (unsigned long long)n);

@@ -133,7 +133,9 @@ int c2p_get_str(c2p_map *m, const char *key, int required, char *out, size_t cap
 int c2p_get_bin32(c2p_map *m, const char *key, int required, size_t n, size_t comps, void *out, size_t stride,
                   c2p_err *err);
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if !defined(__BYTE_ORDER__)
+#error "proto: the host's byte order is unknown (__BYTE_ORDER__)"
+#elif __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define C2P_HOST_LE 1
 #else
 #define C2P_HOST_LE 0

@@ -41,6 +41,7 @@
     X(daemon_results_match_engine)    \
     X(daemon_submit_many)             \
     X(daemon_cancel_and_deadline)     \
+    X(daemon_cancel_before_submit)    \
     X(daemon_busy_when_full)          \
     X(daemon_client_byte_limit)       \
     X(daemon_hostile_messages)        \

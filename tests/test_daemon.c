@@ -629,6 +629,43 @@ static void check_served(const daemon_proc *d, const char *after)
     c2_client_close(c);
 }
 
+TEST(daemon_cancel_before_submit)
+{
+    /* a cancel by request id that overtakes its submit (they travel on
+     * separate contexts) still cancels it: the submit arriving after is
+     * refused, not run; another request id on the connection runs */
+    daemon_proc d;
+    daemon_start(&d, NULL);
+    nng_socket s = raw_socket(d.url, 10000);
+    char msg[256];
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    c2p_pack_request_head(&pk, 77, C2P_T_CANCEL, 1);
+    c2p_pack_kv_u64(&pk, "request", 77);
+    CHECK(raw_exchange(s, sb.data, sb.size, "cancel", msg, sizeof msg) == 0, "cancel refused: %s", msg);
+    c2_source src = point_source(1000);
+    c2p_event pe;
+    memset(&pe, 0, sizeof pe);
+    strcpy(pe.geometry, "default");
+    pe.want = C2_RETURN_HITS;
+    pe.max_steps = 100;
+    pe.sources = &src;
+    pe.nsources = 1;
+    int rc[2];
+    for (int i = 0; i < 2; i++) {
+        msgpack_sbuffer_clear(&sb);
+        c2p_pack_event(&pk, 77 + (uint64_t)i, &pe);
+        rc[i] = raw_exchange(s, sb.data, sb.size, "submit_event", msg, sizeof msg);
+        printf("  submit_event id %d after a cancel of request 77 -> %d %s\n", 77 + i, rc[i], msg);
+    }
+    CHECK(rc[0] == C2P_CANCELLED && rc[1] == 0, "a cancel that overtook its submit did not cancel it");
+    msgpack_sbuffer_destroy(&sb);
+    nng_close(s);
+    CHECK(daemon_stop(&d, SIGTERM) == 0, "daemon did not exit 0; see %s", d.log);
+}
+
 TEST(daemon_hostile_messages)
 {
     daemon_proc d;
