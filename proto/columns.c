@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "../kernels/cpu/engine_int.h"
 #include "proto.h"
 
 #define COL(key, req, comps, type, field) {key, req, comps, offsetof(type, field)}
@@ -44,32 +45,20 @@ const c2p_col c2p_channel_cols[C2P_CHANNEL_COLS] = {
     COL("channel", 1, 1, c2_channel_summary, channel), COL("count", 1, 1, c2_channel_summary, count),
     COL("first_time", 1, 1, c2_channel_summary, first_time), COL("charge", 1, 1, c2_channel_summary, charge)};
 
-/* One record: fixed 4-byte copies that the compiler turns into moves (a
- * memcpy of a variable record size was a library call per photon, half of
- * a 1 M-photon event's request path); comps is a constant where inlined. */
-static inline void proto_copy_records(uint8_t *d, size_t ds, const uint8_t *s, size_t ss, size_t n, size_t comps)
+void c2p_copy_le32(void *dst, size_t dst_stride, const void *src, size_t src_stride, size_t n, size_t comps)
 {
-    for (size_t i = 0; i < n; i++, d += ds, s += ss) {
+    if (C2P_HOST_LE) { /* the wire's order: a plain copy */
+        c2i_copy32(dst, dst_stride, src, src_stride, n, comps);
+        return;
+    }
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    for (size_t i = 0; i < n; i++, d += dst_stride, s += src_stride) {
         for (size_t c = 0; c < comps; c++) {
             uint32_t v;
             memcpy(&v, s + 4 * c, 4);
-            if (!C2P_HOST_LE) {
-                v = __builtin_bswap32(v);
-            }
+            v = __builtin_bswap32(v);
             memcpy(d + 4 * c, &v, 4);
         }
-    }
-}
-
-void c2p_copy_le32(void *dst, size_t dst_stride, const void *src, size_t src_stride, size_t n, size_t comps)
-{
-    if (C2P_HOST_LE && dst_stride == 4 * comps && src_stride == dst_stride) {
-        memcpy(dst, src, n * dst_stride);
-    } else if (comps == 1) {
-        proto_copy_records(dst, dst_stride, src, src_stride, n, 1);
-    } else if (comps == 3) {
-        proto_copy_records(dst, dst_stride, src, src_stride, n, 3);
-    } else {
-        proto_copy_records(dst, dst_stride, src, src_stride, n, comps);
     }
 }
