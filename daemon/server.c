@@ -506,10 +506,7 @@ static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, 
         }
         c2d_group *g = c2d_group_new(w, req->id, msg, n);
         if (!g) {
-            for (uint32_t i = 0; i < n; i++) {
-                c2p_event_free(&evs[i]);
-            }
-            free(evs);
+            c2p_events_free(evs, n);
             c2i_fail(err, C2P_BUSY, "out of memory for %u events", n);
             return NULL;
         }
@@ -525,11 +522,10 @@ static nng_msg *server_handle(c2d_server *srv, c2d_work *w, const c2p_msg *req, 
             c2p_err e = {0};
             c2d_target to = {NULL, g, i};
             if (c2d_sched_submit(srv->sched, to, pipe, peer, uid, id, &evs[i], NULL, &ticket, &e)) {
-                c2p_event_free(&evs[i]);
                 c2d_answer_error(to, id, e.code, e.msg);
             }
         }
-        free(evs);
+        c2p_events_free(evs, n); /* the refused ones; the taken ones were emptied */
         return NULL;
     }
     case C2P_T_LOAD_GEOMETRY:

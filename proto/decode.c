@@ -568,10 +568,7 @@ int c2p_decode_events(const c2p_msg *msg, uint64_t max_photons, c2p_event **out,
         *n = i; /* the events decoded so far, freed below on failure */
     }
     if (rc) {
-        for (uint32_t i = 0; i < *n; i++) {
-            c2p_event_free(&evs[i]);
-        }
-        free(evs);
+        c2p_events_free(evs, *n);
         *n = 0;
         return rc;
     }
@@ -590,6 +587,14 @@ void c2p_event_free(c2p_event *ev)
     ev->sources = NULL;
     ev->spectra = NULL;
     ev->nphotons = ev->nsources = ev->nspectra = 0;
+}
+
+void c2p_events_free(c2p_event *evs, uint32_t n)
+{
+    for (uint32_t i = 0; evs && i < n; i++) {
+        c2p_event_free(&evs[i]);
+    }
+    free(evs);
 }
 
 c2_event c2p_event_view(const c2p_event *ev)

@@ -173,11 +173,13 @@ typedef struct c2p_event {
 
 /* max_photons: the daemon's per-event limit (TOO_LARGE beyond it). */
 int c2p_decode_event(const c2p_msg *m, uint64_t max_photons, c2p_event *ev, c2p_err *err);
-/* submit_events: *n (1..C2P_MAX_GROUP) events into *out (calloc'd; free
- * each with c2p_event_free, then the array). Any bad event refuses the
+/* submit_events: *n (1..C2P_MAX_GROUP) events into *out (free them with
+ * c2p_events_free). Any bad event refuses the
  * whole request, naming it ("submit_events.events[3].photons..."). */
 int c2p_decode_events(const c2p_msg *m, uint64_t max_photons, c2p_event **out, uint32_t *n, c2p_err *err);
 void c2p_event_free(c2p_event *ev);
+/* Frees n events and their array (c2p_decode_events'). */
+void c2p_events_free(c2p_event *evs, uint32_t n);
 /* The engine's view of a decoded event (pointers into ev). */
 c2_event c2p_event_view(const c2p_event *ev);
 

@@ -2,7 +2,6 @@
  * bytes as a request (and submit_event, submit_events or load_geometry
  * body) and as a reply (and result or results body). Must never crash, leak or allocate without bound. */
 #include <stdint.h>
-#include <stdlib.h>
 
 #include "../proto/proto.h"
 
@@ -22,10 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         c2p_event *evs;
         uint32_t n;
         if (c2p_decode_events(&m, 1u << 20, &evs, &n, &err) == 0) {
-            for (uint32_t i = 0; i < n; i++) {
-                c2p_event_free(&evs[i]);
-            }
-            free(evs);
+            c2p_events_free(evs, n);
         }
     } else if (parsed && m.type == C2P_T_LOAD_GEOMETRY) {
         char name[C2P_NAME_MAX + 1];

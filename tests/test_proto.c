@@ -202,9 +202,8 @@ TEST(proto_events_round_trip)
                   (i == 0 || !memcmp(got[i].sources, ev[i].sources, i * sizeof(c2_source))) &&
                   !memcmp(&p[4], &ev[i].photons[4], offsetof(c2_photon, flags)),
               "event %u differs after the round trip", i);
-        c2p_event_free(&got[i]);
     }
-    free(got);
+    c2p_events_free(got, n);
     /* the photon limit applies to each event, and names it */
     CHECK(c2p_decode_events(&m, 1000, &got, &n, &err) == C2P_TOO_LARGE && strstr(err.msg, "events[1]") && !got &&
               n == 0,
