@@ -164,6 +164,16 @@ static void sched_fail(c2d_sched *s, sched_event *e, int code, const char *msg)
     sched_event_free(s, e);
 }
 
+/* The daemon can serve nothing more (the first reason stays): no new
+ * events, and the main loop exits once it sees it. Under the lock. */
+static void sched_break(c2d_sched *s, const char *why)
+{
+    if (!s->broken[0]) {
+        snprintf(s->broken, sizeof s->broken, "%s", why);
+        s->draining = 1;
+    }
+}
+
 /* Takes e out of the pool's accounting; under the lock. */
 static void sched_release(c2d_sched *s, sched_event *e) { s->pool_bytes -= e->bytes; }
 
@@ -476,10 +486,13 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
      * counted before any reply goes out: a client that reads the stats
      * after its result must find its event counted. */
     const char *broken = rc && s->backend->broken ? s->backend->broken(s->backend) : NULL;
+    char why[sizeof s->broken];
+    if (broken) {
+        snprintf(why, sizeof why, "backend %s failed: %.250s", s->backend->name, broken);
+    }
     pthread_mutex_lock(&s->mu);
-    if (broken && !s->broken[0]) {
-        snprintf(s->broken, sizeof s->broken, "backend %s failed: %.250s", s->backend->name, broken);
-        s->draining = 1; /* no new events: the daemon exits once the main loop sees it */
+    if (broken) {
+        sched_break(s, why);
     }
     s->window_busy += t1 - t0;
     s->counts.batches++;
@@ -625,10 +638,7 @@ static uint64_t sched_rss_bytes(void)
 void c2d_sched_fail(c2d_sched *s, const char *why)
 {
     pthread_mutex_lock(&s->mu);
-    if (!s->broken[0]) {
-        snprintf(s->broken, sizeof s->broken, "%s", why);
-        s->draining = 1;
-    }
+    sched_break(s, why);
     pthread_mutex_unlock(&s->mu);
 }
 
