@@ -447,17 +447,19 @@ static nng_msg *server_unload_geometry(c2d_server *srv, const c2p_msg *req, c2p_
     return server_reply_begin(&pk, req, 0);
 }
 
-/* Who sent a request, for the events list: ipc tells the peer's pid and
- * uid, tcp only the connection. */
-static void server_peer_name(nng_pipe p, char *out, size_t cap)
+/* Who is at the other end of a connection, for the log and the events
+ * list: ipc tells the peer's pid and uid (returns 1), tcp only the
+ * connection (returns 0). */
+static int server_peer_name(nng_pipe p, char *out, size_t cap)
 {
     uint64_t pid = 0, uid = 0;
     if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
         nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
         snprintf(out, cap, "pid %llu uid %llu", (unsigned long long)pid, (unsigned long long)uid);
-    } else {
-        snprintf(out, cap, "connection %u", (unsigned)nng_pipe_id(p));
+        return 1;
     }
+    snprintf(out, cap, "connection %u", (unsigned)nng_pipe_id(p));
+    return 0;
 }
 
 /* Handles one request, parsed from msg. Returns the reply, or NULL when
@@ -668,11 +670,9 @@ static void server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
         return;
     }
     if (ev == NNG_PIPE_EV_ADD_POST) {
-        uint64_t pid = 0, uid = 0;
-        if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) == 0 &&
-            nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
-            c2d_log(C2D_LOG_INFO, "connection %d from pid %llu uid %llu", nng_pipe_id(p), (unsigned long long)pid,
-                    (unsigned long long)uid);
+        char who[64];
+        if (server_peer_name(p, who, sizeof who)) {
+            c2d_log(C2D_LOG_INFO, "connection %d from %s", nng_pipe_id(p), who);
         } else {
             c2d_log(C2D_LOG_INFO, "connection %d", nng_pipe_id(p));
         }
