@@ -273,6 +273,12 @@ static void req_fail(client_req *q, int rc, const c2_error *err)
     }
 }
 
+/* The daemon's error as the client reports it ("BUSY: queue full"); its code. */
+static int client_remote_error(c2_error *e, const c2p_err *remote)
+{
+    return c2i_fail(e, remote->code, "%s: %s", c2p_error_name(remote->code), remote->msg);
+}
+
 /* Reads a reply into q's futures: an error for all, or each one's result
  * (events), or the message (calls). Under q->mu. */
 static void req_take_reply(client_req *q, nng_msg *msg)
@@ -287,7 +293,7 @@ static void req_take_reply(client_req *q, nng_msg *msg)
         req_fail(q, c2i_fail(&e, C2_EIO, "reply to request %llu arrived for %llu", (unsigned long long)m.id,
                              (unsigned long long)q->id), &e);
     } else if (!m.ok) {
-        req_fail(q, c2i_fail(&e, m.error.code, "%s: %s", c2p_error_name(m.error.code), m.error.msg), &e);
+        req_fail(q, client_remote_error(&e, &m.error), &e);
     } else if (q->kind == REQ_EVENTS) {
         c2p_result *res = calloc(q->n, sizeof *res);
         c2p_err *errs = calloc(q->n, sizeof *errs);
@@ -299,7 +305,7 @@ static void req_take_reply(client_req *q, nng_msg *msg)
             for (uint32_t i = 0; i < q->n; i++) {
                 c2_future *f = q->members[i];
                 if (errs[i].code) {
-                    f->rc = c2i_fail(&f->err, errs[i].code, "%s: %s", c2p_error_name(errs[i].code), errs[i].msg);
+                    f->rc = client_remote_error(&f->err, &errs[i]);
                 } else {
                     f->result = res[i]; /* moved */
                 }
