@@ -906,21 +906,28 @@ TEST(daemon_tls_listener)
     CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* Runs chroma2d with args to its end; its output in out, its exit status
+ * (-1 when it did not exit). */
+static int daemon_run(const char *args, char *out, size_t cap)
+{
+    const char *bin = getenv("C2T_DAEMON") ? getenv("C2T_DAEMON") : "build/bin/chroma2d";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
+    FILE *p = popen(cmd, "r");
+    CHECK(p, "cannot run %s", bin);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 TEST(daemon_unusable_socket_path)
 {
     /* a socket directory that does not exist: exit 1 naming the path */
-    const char *bin = getenv("C2T_DAEMON") ? getenv("C2T_DAEMON") : "build/bin/chroma2d";
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s --listen ipc:///nonexistent-c2t/dir/c2.sock --detector-pmts 20 2>&1", bin);
-    FILE *p = popen(cmd, "r");
-    CHECK(p, "cannot run %s", bin);
-    char out[4096] = {0};
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    printf("  --listen ipc:///nonexistent-c2t/dir/c2.sock -> exit %d: %s", WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1 && strstr(out, "/nonexistent-c2t/dir/c2.sock"),
-          "no clear failure for an unusable socket path");
+    char out[4096];
+    int rc = daemon_run("--listen ipc:///nonexistent-c2t/dir/c2.sock --detector-pmts 20", out, sizeof out);
+    printf("  --listen ipc:///nonexistent-c2t/dir/c2.sock -> exit %d: %s", rc, out);
+    CHECK(rc == 1 && strstr(out, "/nonexistent-c2t/dir/c2.sock"), "no clear failure for an unusable socket path");
 }
 
 /* chroma2ctl run as another user (the test must be root); its exit code. */
@@ -1339,7 +1346,6 @@ TEST(daemon_every_offset)
 /* Options as --name value and --name=value alike, --config=FILE included. */
 TEST(daemon_option_forms)
 {
-    const char *bin = getenv("C2T_DAEMON") ? getenv("C2T_DAEMON") : "build/bin/chroma2d";
     static const struct {
         const char *args, *expect;
         int status;
@@ -1352,16 +1358,10 @@ TEST(daemon_option_forms)
         {"--tls-cert-key=", "tls-cert-key: needs a file name", 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char cmd[512];
-        snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, cases[i].args);
-        FILE *p = popen(cmd, "r");
-        CHECK(p, "cannot run %s", bin);
-        char out[4096] = {0};
-        size_t n = fread(out, 1, sizeof out - 1, p);
-        out[n] = 0;
-        int st = pclose(p);
-        printf("  chroma2d %-64s -> exit %d\n", cases[i].args, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == cases[i].status && strstr(out, cases[i].expect),
-              "%s: expected exit %d naming '%s', got: %s", cases[i].args, cases[i].status, cases[i].expect, out);
+        char out[4096];
+        int rc = daemon_run(cases[i].args, out, sizeof out);
+        printf("  chroma2d %-64s -> exit %d\n", cases[i].args, rc);
+        CHECK(rc == cases[i].status && strstr(out, cases[i].expect), "%s: expected exit %d naming '%s', got: %s",
+              cases[i].args, cases[i].status, cases[i].expect, out);
     }
 }
