@@ -21,7 +21,20 @@ CPPFLAGS += -Ikernels/include -Iclient/include
 LDLIBS  += -lm -pthread
 
 .DEFAULT_GOAL := all
-deps:
+# NNG 1.11 with TLS on mbedTLS 3.6, built once from pinned sources by
+# tools/build-nng (Debian 12's 1.5.2 leaks under connect storms:
+# doc/reliability.md). Every NNG user here links these static archives;
+# libchroma2-client carries them inside. DEPS does not follow BUILD, so the
+# sanitizer trees share one copy.
+DEPS      ?= build/deps
+NNG_STAMP := $(DEPS)/.nng-1.11.0-mbedtls-3.6.3
+NNG_A     := $(DEPS)/lib/libnng.a $(DEPS)/lib/libmbedtls.a $(DEPS)/lib/libmbedx509.a $(DEPS)/lib/libmbedcrypto.a
+CPPFLAGS  += -I$(DEPS)/include
+$(NNG_STAMP):
+	@tools/ensure-deps build
+	@tools/build-nng $(DEPS)
+$(NNG_A): $(NNG_STAMP)
+deps: $(NNG_STAMP)
 	@tools/ensure-deps build
 
 # CUDA is optional: on when nvcc is on PATH unless CUDA=0.
@@ -68,7 +81,7 @@ all: deps $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(
      $(CUDA_BINS)
 	@echo "built: $(ENGINE_LIB) $(PROTO_LIB) $(CLIENT_LIB) $(CLIENT_SO) $(DAEMON_BIN) $(TEST_BIN) $(BENCH_BIN) $(CUDA_BINS)$(if $(filter 1,$(CUDA)),, (CUDA parts off: no nvcc or CUDA=0))"
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | $(NNG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -94,35 +107,39 @@ else
 DAEMON_LINK = $(CC) $(CFLAGS) -pthread
 endif
 
-$(DAEMON_BIN): $(call obj,$(DAEMON_SRC)) $(DAEMON_CUDA) $(PROTO_LIB) $(ENGINE_LIB)
+$(DAEMON_BIN): $(call obj,$(DAEMON_SRC)) $(DAEMON_CUDA) $(PROTO_LIB) $(ENGINE_LIB) $(NNG_A)
 	@mkdir -p $(dir $@)
-	$(DAEMON_LINK) -o $@ $^ -lm -lnng -luv -lmsgpackc -lmbedcrypto
+	$(DAEMON_LINK) -o $@ $^ -lm -luv -lmsgpackc
 
-# libchroma2-client carries the codec and the engine's result helpers, so
-# its users link it alone (plus nng and msgpack-c).
-$(CLIENT_LIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC) $(ENGINE_SRC))
+# libchroma2-client carries the codec, the engine's result helpers and
+# NNG, so its users link it alone (plus msgpack-c). The static library
+# takes NNG's archive members in (an ar MRI script); the shared one keeps
+# NNG's symbols to itself.
+$(CLIENT_LIB): $(call obj,$(CLIENT_SRC) $(PROTO_SRC) $(ENGINE_SRC)) $(NNG_A)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@
+	{ echo "create $@"; for a in $(filter %.a,$^); do echo "addlib $$a"; done; \
+	  echo "addmod $(filter %.o,$^)"; echo save; echo end; } | $(AR) -M
 
-$(CLIENT_SO): $(call obj,$(CLIENT_SRC) $(PROTO_SRC) $(ENGINE_SRC))
+$(CLIENT_SO): $(call obj,$(CLIENT_SRC) $(PROTO_SRC) $(ENGINE_SRC)) $(NNG_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -shared -Wl,-soname,libchroma2-client.so.0 -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libchroma2-client.so.0 -Wl,--exclude-libs,ALL -o $@ $^ $(LDLIBS) -lmsgpackc
 
 $(TEST_BIN): $(call obj,$(TEST_SRC)) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lmsgpackc
 
 $(CTL_BIN): $(call obj,tools/chroma2ctl.c) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lmsgpackc
 
 $(EXAMPLE_BIN): $(call obj,client/examples/overlapping_events.c) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lmsgpackc
 
 $(TEST_CLIENT): $(call obj,tests/test_client.c) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lmsgpackc
 
 $(BENCH_BIN): $(call obj,tools/bench_cpu.c tests/util.c) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
@@ -253,7 +270,7 @@ bench-cpu: $(BENCH_BIN)
 
 $(BENCH_IPC): $(call obj,tools/bench_ipc.c tests/util.c) $(CLIENT_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lnng -lmsgpackc
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) -lmsgpackc
 
 bench-ipc: $(BENCH_IPC) $(DAEMON_BIN)
 	$(BENCH_IPC)

@@ -6,11 +6,11 @@
  * context and aio and completes its futures (one, or one per event of a
  * submit_events); the aio is a two-state machine: SEND, then RECV,
  * started from the send's completion (never both at once: nng 1.5.2
- * crashes when a receive is cancelled while its send is pending, #1702).
+ * crashed when a receive was cancelled while its send was pending, #1702).
  * Resending is off (NNG_OPT_REQ_RESENDTIME infinite), so a slow event is
  * never sent twice. A request not yet sent waits for a connection; one sent
- * on a connection that breaks fails with C2_EIO (NNG 1.5.2 does not resend
- * it, and the daemon cancels that connection's events).
+ * on a connection that breaks fails with C2_EIO (it is not resent, and the
+ * daemon cancels that connection's events, so none runs twice).
  *
  * Threads: futures complete on NNG's threads; the future's mutex and
  * condition variable hand the outcome to waiters.

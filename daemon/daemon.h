@@ -230,7 +230,7 @@ void c2d_packer_init(msgpack_packer *pk, nng_msg *msg);
 /* 1 once a client asked for shutdown; *timeout_ms its drain limit (0: the
  * configured one). Read by the loop thread. */
 int c2d_server_shutdown_requested(c2d_server *srv, uint64_t *timeout_ms);
-/* 1 (and why) once a listener stopped by NNG (#1518) could not be
+/* 1 (and why) once a listener that stopped serving could not be
  * re-created for 30 s (tried each second; out of descriptors under a
  * connection storm, its directory gone): the daemon can no longer be
  * reached there and exits 1 to be restarted. */

@@ -10,7 +10,7 @@
 
 static void digest_write(const void *data, size_t len, void *ctx)
 {
-    mbedtls_sha256_update_ret(ctx, data, len);
+    mbedtls_sha256_update(ctx, data, len);
 }
 
 void c2d_geometry_digest(c2d_geometry *geom)
@@ -18,9 +18,9 @@ void c2d_geometry_digest(c2d_geometry *geom)
     mbedtls_sha256_context ctx;
     unsigned char sum[32];
     mbedtls_sha256_init(&ctx);
-    mbedtls_sha256_starts_ret(&ctx, 0);
+    mbedtls_sha256_starts(&ctx, 0);
     c2_geometry_content(geom->g, digest_write, &ctx);
-    mbedtls_sha256_finish_ret(&ctx, sum);
+    mbedtls_sha256_finish(&ctx, sum);
     mbedtls_sha256_free(&ctx);
     for (int i = 0; i < 32; i++) {
         snprintf(geom->digest + 2 * i, 3, "%02x", sum[i]);

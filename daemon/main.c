@@ -197,9 +197,8 @@ static void main_watchdog(uv_timer_t *t)
     main_notify("WATCHDOG=1"); /* the loop is alive */
 }
 
-/* Every connection is a descriptor, and NNG 1.5.2 leaks a stopped
- * listener's (#1518, re-created by the self-check): take the hard limit of
- * open files as the soft one (systemd's default soft limit is 1024). */
+/* Every connection is a descriptor: take the hard limit of open files as
+ * the soft one (systemd's default soft limit is 1024). */
 static void main_raise_open_files(void)
 {
     struct rlimit rl;

@@ -794,9 +794,11 @@ static int server_self_ping(const char *url)
     return ok;
 }
 
-/* nng 1.5.2 #1518: a peer that closes before the handshake can stop a
- * listener for good (seen here: new connections are made but no request
- * is served). Every second each listener is pinged through itself; after
+/* A listener that stops serving is re-created. NNG 1.5.2 did that to a
+ * listener whose peer closed before the handshake (#1518: new connections
+ * were made but no request was served); the NNG we build (1.11) did not in
+ * a 10-minute storm, and the check stays as the guard for any listener that
+ * stops, or whose socket file went away. Every second each listener is pinged through itself; after
  * three failures in a row it is closed and re-created, which drops its
  * connections (clients reconnect and resend). A re-creation that fails is
  * tried again each second; after SERVER_RELISTEN_S the listener is lost and

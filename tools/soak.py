@@ -6,8 +6,8 @@ submits random events: point sources and explicit photons of random sizes,
 random options, some with short deadlines, some cancelled, half the rounds
 several to a message (submit_many); now and then a
 client process (c2-test-client) is killed with events in flight. (Sessions
-are not opened and closed by the thousand in one process: NNG 1.5.2's
-reaper can deadlock when many sockets close at once, nng #1543.) Every result is checked (photon counts,
+opened and closed by the thousand are the subject of
+test_sessions_opened_and_closed_from_threads.) Every result is checked (photon counts,
 hits sorted and within the detector's channels, end states consistent with
 the hits) and every 10th against the in-process engine bit for bit. The
 daemon's resident memory and open file descriptors are sampled; the last

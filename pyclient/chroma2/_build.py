@@ -171,7 +171,7 @@ ffibuilder.set_source(
     f"static const char c2py_bindir[] = {json.dumps(_bindir)};\n",
     include_dirs=_inc,
     extra_objects=[_lib],
-    libraries=["nng", "msgpackc", "m"],
+    libraries=["msgpackc", "m"],
     extra_compile_args=["-std=c11"],
     extra_link_args=["-pthread"],
 )

@@ -2,7 +2,7 @@
 messages that never finish, a thousand connections at once, garbage after a
 valid handshake. Each time a well-behaved client must still be served
 (right away, or after the listener self-check has re-created a listener
-that NNG 1.5.2 stopped, #1518), and the daemon's resident memory must come
+that stopped: NNG 1.5.2 did so, #1518), and the daemon's resident memory must come
 back down once the hostile connections are gone."""
 import os
 import resource
@@ -188,9 +188,9 @@ def test_sustained_attack(hostile_daemon):
     $C2T_ATTACK_SECONDS (20 by default), a real event between rounds: every
     event is served and resident memory levels off (the last third of the
     run peaks no higher than the middle third, plus 16 MiB). Connect-and-
-    close stops NNG 1.5.2's listener (#1518); the daemon re-creates it,
-    dropping its connections, and a request in flight then is lost
-    (ConnectionLost) and sent again, as a client of ours must."""
+    close stopped NNG 1.5.2's listener (#1518); the daemon re-creates a
+    stopped listener, dropping its connections, and a request in flight then
+    is lost (ConnectionLost) and sent again, as a client of ours must."""
     d, path = hostile_daemon
     seconds = float(os.environ.get("C2T_ATTACK_SECONDS", "20"))
     payloads = [SP_REQ[:4], SP_REQ + b"\xff" * 64, SP_REQ + b"\x01" + struct.pack(">Q", 1 << 20) + b"\x80\x00",

@@ -103,6 +103,26 @@ def test_many_threads_and_tasks(session, engine):
         same(r, x)
 
 
+def test_sessions_opened_and_closed_from_threads(daemon):
+    """Eight threads each open a session, submit one event and close it, 100
+    times: 800 connections made and torn down at once in one process (NNG
+    1.5.2's socket close deadlocked so in an early soak; the NNG we build
+    must not)."""
+    served = []
+
+    def worker(k):
+        for i in range(100):
+            with chroma2.Session(daemon.url, timeout=30) as s:
+                served.append(s.submit(point(200, event_id=k * 100 + i)).result(30).counters["photons"])
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+        assert not t.is_alive(), "a session's close hung"
+    assert served == [200] * 800
+
+
 def test_simulate_yields_every_result(session, engine):
     events = [point(1000, seed=11, event_id=i) for i in range(30)]
     got = {r.event_id: r for r in session.simulate(events, progress=False, max_in_flight=4)}
