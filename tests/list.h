@@ -66,5 +66,6 @@
     X(cuda_runtime_matches_cpu)        \
     X(cuda_runtime_windows_and_modes_identical) \
     X(cuda_runtime_stop_and_edges)     \
+    X(cuda_runtime_feeds_while_running) \
     X(queue_every_item_once)           \
     X(queue_baselines_same_work)

@@ -428,3 +428,126 @@ TEST(cuda_runtime_stop_and_edges)
     c2c_geometry_free(dg);
     c2_geometry_free(g);
 }
+
+/* ---- feeding the running kernel ---- */
+
+typedef struct feed_log {
+    uint32_t calls[64]; /* done calls per event */
+    int rc;
+} feed_log;
+
+typedef struct feed_arg {
+    feed_log *log;
+    uint32_t base; /* the feed's first event in the test's list */
+} feed_arg;
+
+static void feed_done(void *arg, uint32_t i, int rc)
+{
+    feed_arg *a = arg;
+    a->log->calls[a->base + i]++;
+    a->log->rc = a->log->rc ? a->log->rc : rc;
+}
+
+/* Events fed one group at a time while the kernel runs the ones before
+ * (a large one first, then small ones behind it; a group that wants end
+ * states, which restarts the kernel with room for them; a group on
+ * another geometry; empty and cancelled events; windows small enough that
+ * their slots are reused many times over) come out the same bytes as the
+ * same events run as one batch, each delivered exactly once. */
+TEST(cuda_runtime_feeds_while_running)
+{
+    need_device();
+    c2_error err = {0};
+    c2_detector_params dp;
+    c2_detector_params_default(&dp);
+    c2_geometry *g = c2_detector_build(&dp, NULL, &err), *g2 = c2t_scattering_detector();
+    CHECK(g && g2, "%s", err.msg);
+    c2c_geometry *dg = c2c_geometry_upload(g, &err), *dg2 = dg ? c2c_geometry_upload(g2, &err) : NULL;
+    CHECK(dg && dg2, "%s", err.msg);
+    enum { N = 40 };
+    const uint32_t hc = C2_RETURN_HITS | C2_RETURN_CHANNELS;
+    c2_source src[N];
+    c2_event ev[N];
+    const float pos[3] = {100, 200, -300}, dir[3] = {0, 0, 1};
+    c2_photon *beam = c2t_beam(5000, pos, dir, 420.0f);
+    for (uint32_t e = 0; e < N; e++) {
+        uint32_t n = e == 0 ? c2t_cap(3000000) : e % 7 == 3 ? 0 : c2t_cap(1000 + 37 * 997 * (e % 11));
+        c2_source s = {{(float)(40 * e) - 800, 300, (float)(25 * e)}, 0.0f, {0, 0, 1}, -1.0f, 420.0f, -1, n, 0};
+        src[e] = s;
+        ev[e] = c2t_event(1000 + e, 7 + e, e % 5 == 1 ? beam : NULL, e % 5 == 1 ? 5000 : 0, &src[e], 1,
+                          e >= 20 && e < 24 ? hc | C2_RETURN_PHOTONS : hc);
+    }
+    c2c_runtime *rt = runtime_new(0, 0, 0);
+    c2_event_result *ref = runtime_run(rt, dg, ev, N, NULL);
+    c2t_fixture fx;
+    c2t_fixture_make(&fx);
+    c2_event_result *ref2 = runtime_run(rt, dg2, fx.ev, 3, NULL);
+    c2c_runtime_free(rt);
+
+    /* windows of 20,000 photons: the first event alone takes 150 of them */
+    rt = runtime_new(20000, 0, 0);
+    int stop = 1;
+    c2_event cancelled = ev[9];
+    cancelled.stop = &stop;
+    c2_event *evs = malloc(N * sizeof *evs);
+    memcpy(evs, ev, N * sizeof *evs);
+    evs[9] = cancelled;
+    c2_event_result res[N + 3];
+    feed_log log;
+    memset(&log, 0, sizeof log);
+    feed_arg args[N + 3];
+    const uint32_t groups[][2] = {{0, 1},   {1, 2},   {3, 4},   {7, 5},   {12, 8},  {20, 4}, /* end states */
+                                  {24, 1},  {25, 6},  {N, 3} /* another geometry */, {31, 9}};
+    uint32_t launches0 = c2c_runtime_launches(rt), fed_behind = 0;
+    for (size_t k = 0; k < sizeof groups / sizeof groups[0]; k++) {
+        uint32_t b = groups[k][0], n = groups[k][1];
+        args[b].log = &log;
+        args[b].base = b;
+        const int other = b == N;
+        CHECK(c2c_runtime_feed(rt, other ? dg2 : dg, other ? fx.ev : evs + b, n, res + b, feed_done, &args[b],
+                               &err) == 0,
+              "feed %zu: %s", k, err.msg);
+        if (k > 0 && k < 5 && c2c_runtime_inflight(rt) > n) {
+            fed_behind++; /* fed while earlier events were still running */
+        }
+        CHECK(c2c_runtime_poll(rt, 0, &err) >= 0, "%s", err.msg);
+    }
+    CHECK(c2c_runtime_quiesce(rt, &err) == 0, "%s", err.msg);
+    const uint32_t launches = c2c_runtime_launches(rt) - launches0;
+    printf("  %u groups fed, %u of the first four while the 3 M-photon event ran; %u kernel launches "
+           "(end states, another geometry and back restart it)\n",
+           (unsigned)(sizeof groups / sizeof groups[0]), fed_behind, launches);
+    CHECK(!log.rc, "an event failed: %s", c2_errname(log.rc));
+    for (uint32_t e = 0; e < N + 3; e++) {
+        CHECK(log.calls[e] == 1, "event %u delivered %u times", e, log.calls[e]);
+    }
+    CHECK(fed_behind >= 3, "the kernel was not fed while it ran (%u of 4 groups)", fed_behind);
+    CHECK(launches == 4, "%u kernel launches, not 4", launches);
+    CHECK(res[9].ntotal == ref[9].ntotal && res[9].steps == 0 && res[9].nhits == 0,
+          "the cancelled event ran (%llu steps)", (unsigned long long)res[9].steps);
+    c2_event_result_free(&res[9]);
+    c2_event_result_free(&ref[9]);
+    memset(&res[9], 0, sizeof res[9]);
+    memset(&ref[9], 0, sizeof ref[9]);
+    for (uint32_t e = 20; e < 24; e++) { /* an end state names its event by its index in its feed (here 20) */
+        for (uint32_t i = 0; i < res[e].nphotons; i++) {
+            CHECK(res[e].photons[i].event == e - 20, "event %u: end state of event %u", e, res[e].photons[i].event);
+            res[e].photons[i].event = e;
+        }
+    }
+    same_bytes(ref, res, N, "events fed in groups");
+    same_bytes(ref2, res + N, 3, "a group on another geometry");
+    for (uint32_t e = 0; e < N + 3; e++) {
+        c2_event_result_free(&res[e]);
+    }
+    results_free(ref, N);
+    results_free(ref2, 3);
+    free(evs);
+    free(beam);
+    free(fx.ph);
+    c2c_runtime_free(rt);
+    c2c_geometry_free(dg);
+    c2c_geometry_free(dg2);
+    c2_geometry_free(g);
+    c2_geometry_free(g2);
+}

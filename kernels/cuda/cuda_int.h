@@ -7,11 +7,11 @@
  *   loop.cu     the per-thread-loop executor: one thread per photon from
  *               start to end; the GPU reference for parity tests
  *   runtime.cu  the runtime: a persistent kernel that keeps every lane busy
- *               with photons it claims while it runs, fed window by window
- *               by the host; the daemon's cuda backend
+ *               with photons it claims while it runs, fed events by the
+ *               host while it runs; the daemon's cuda backend
  *
  * Threads: a c2c_geometry may be read by any number of runs at once; a
- * c2c_runtime serves one call at a time (its caller's thread blocks).
+ * c2c_runtime serves one thread (feed, poll and run from the same one).
  */
 #ifndef C2C_CUDA_INT_H
 #define C2C_CUDA_INT_H
@@ -48,16 +48,16 @@ typedef struct c2c_runtime c2c_runtime;
 
 typedef struct c2c_runtime_params {
     /* Device memory for photons in flight (hits, end states, sort space);
-     * 0: a quarter of the free device memory, at most 4 GiB. The batch is
-     * cut into windows of photons that fit twice in it: the kernel runs one
-     * window while the host drains the one before. */
+     * 0: a quarter of the free device memory, at most 4 GiB. Events are cut
+     * into windows of at most half of it, so an event of any size streams
+     * through while the host drains the windows that finished. */
     uint64_t pool_bytes;
-    uint64_t window;       /* photons per window (0: from pool_bytes); tests force small ones */
+    uint64_t window;       /* photons per window at most (0: from pool_bytes); tests force small ones */
     uint32_t warps_per_sm; /* resident warps of the persistent kernel (0: as many as fit, 24 on
                               an H200: 1.2-1.3x the photons/s of 16, benchmarks table 2) */
-    int wavefront;         /* one step per launch instead (the benchmark's baseline) */
-    double watchdog_s;     /* no window finished for this long: abort the kernel (0: 300 s) */
-    /* Tests of failure handling only: run number fault_run (1 = the first)
+    int wavefront;         /* c2c_runtime_run: one step per launch instead (the benchmark's baseline) */
+    double watchdog_s;     /* windows in flight and none finished for this long: abort (0: 300 s) */
+    /* Tests of failure handling only: feed number fault_run (1 = the first)
      * makes an illegal memory access instead, a real sticky CUDA error. */
     uint32_t fault_run;
 } c2c_runtime_params;
@@ -70,18 +70,52 @@ typedef struct c2c_run_stats {
     uint32_t windows, warps;
 } c2c_run_stats;
 
-/* Sets up the runtime on the current device (params may be NULL). The
- * pools grow on the first runs that need them and are kept. */
+/* Sets up the runtime on the current device (params may be NULL). Pools
+ * are sized when the kernel starts and kept. */
 c2c_runtime *c2c_runtime_new(const c2c_runtime_params *params, c2_error *err);
-void c2c_runtime_free(c2c_runtime *rt); /* NULL is fine */
+/* NULL is fine. Events fed and not delivered are dropped without a call. */
+void c2c_runtime_free(c2c_runtime *rt);
 
-/* Propagates the events to completion on the device and fills
- * results[0..n) exactly as c2_engine_run does (same ordering, same
- * counters; histories equal up to float rounding). Events are validated
- * first. An event whose stop flag is set while it runs has its remaining
- * photons skipped. stats may be NULL. On error no result is filled; when
- * the device itself failed (a sticky CUDA error, a kernel that had to be
- * aborted) the runtime is broken from then on: see c2c_runtime_broken. */
+/* Called once for each event fed, by c2c_runtime_poll on the polling
+ * thread, when results[i] is complete (rc 0) or the event failed (rc a
+ * C2_E* code, results[i] empty). After it the caller may free events[i],
+ * results[i] and what they point to. It must not call the runtime. */
+typedef void (*c2c_done_fn)(void *arg, uint32_t i, int rc);
+
+/* Feeds n events to the runtime: the persistent kernel is started if it
+ * is not running (or restarted, once what runs is delivered, when the
+ * geometry changes or the pools must grow) and takes them while it runs
+ * the events fed before. Events are validated first (nothing is fed on an
+ * error). events[] and results[] stay the caller's and must live until
+ * done(arg, i, rc) was called for each i; results[] is filled exactly as
+ * c2_engine_run fills it. May poll (and so call done functions) while it
+ * waits for room. Returns 0 or a C2_E* code. */
+int c2c_runtime_feed(c2c_runtime *rt, const c2c_geometry *dg, const c2_event *events, uint32_t n,
+                     c2_event_result *results, c2c_done_fn done, void *arg, c2_error *err);
+
+/* Moves what was fed along: drains finished windows, delivers finished
+ * events (their done calls), rings cancel doorbells for events whose stop
+ * flag was set. Returns the number of events delivered, waiting up to
+ * wait_s seconds for the first; a negative C2_E* code when the device
+ * failed (every event in flight is then delivered with that code, and the
+ * runtime is broken). */
+int c2c_runtime_poll(c2c_runtime *rt, double wait_s, c2_error *err);
+
+/* Events fed and not yet delivered. */
+uint32_t c2c_runtime_inflight(const c2c_runtime *rt);
+/* Times the persistent kernel was started so far. */
+uint32_t c2c_runtime_launches(const c2c_runtime *rt);
+
+/* Polls until everything fed is delivered, then lets the kernel end (it
+ * leaves the SMs to other work; the next feed starts it again). */
+int c2c_runtime_quiesce(c2c_runtime *rt, c2_error *err);
+
+/* Feeds the events, polls until all are delivered and quiesces: results
+ * [0..n) as c2_engine_run fills them (histories equal up to float
+ * rounding). An event whose stop flag is set while it runs has its
+ * remaining photons skipped. stats may be NULL. On error no result is
+ * filled; when the device itself failed (a sticky CUDA error, a kernel
+ * that had to be aborted) the runtime is broken from then on. */
 int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2_event *events, uint32_t n,
                     c2_event_result *results, c2c_run_stats *stats, c2_error *err);
 
