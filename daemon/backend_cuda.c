@@ -1,13 +1,15 @@
 /*
- * backend_cuda.c: the GPU runtime (kernels/cuda/runtime.cu) as a backend.
+ * backend_cuda.c: the GPU runtime (kernels/cuda/runtime.cu) as a streaming
+ * backend: batches are fed to the persistent kernel while it runs the ones
+ * before, and each event is answered as it finishes.
  *
  * Geometries are uploaded on first use and kept while loaded: the
  * scheduler calls forget when it frees one (never while one of its events
  * runs). Everything here runs on the backend thread except forget, which
  * any thread may call: the cache is under a mutex, and forget only moves
- * the device copy to a list the backend thread frees before its next batch
- * (cudaFree waits for a running kernel: called beside one, it would hold
- * the caller until the batch ends, and the batch's own copies behind it).
+ * the device copy to a list the backend thread frees while no kernel runs
+ * (cudaFree waits for a running kernel; the resident one ends only when
+ * this thread tells it to). Uploads, too, wait for the kernel to end.
  *
  * A runtime that broke (a sticky CUDA error, a kernel that had to be
  * aborted) stays broken: broken() says why and the daemon exits non-zero so
@@ -86,17 +88,56 @@ static c2c_geometry *cuda_geometry(cuda_backend *cb, const c2_geometry *g, c2_er
     return dg;
 }
 
-static int cuda_run(c2d_backend *b, const c2_geometry *g, const c2_event *ev, uint32_t n, c2_event_result *res,
-                    c2_error *err)
+/* The device copy of g if it is cached and nothing waits to be freed:
+ * then the running kernel may go on. */
+static c2c_geometry *cuda_cached(cuda_backend *cb, const c2_geometry *g)
+{
+    c2c_geometry *dg = NULL;
+    pthread_mutex_lock(&cb->mu);
+    for (int i = 0; i < CUDA_CACHE && !cb->ndoomed; i++) {
+        if (cb->cache[i].g == g) {
+            dg = cb->cache[i].dg;
+            cb->cache[i].used = ++cb->runs;
+        }
+    }
+    pthread_mutex_unlock(&cb->mu);
+    return dg;
+}
+
+static int cuda_feed(c2d_backend *b, const c2_geometry *g, const c2_event *ev, uint32_t n, c2_event_result *res,
+                     c2d_done_fn done, void *arg, c2_error *err)
 {
     cuda_backend *cb = b->impl;
     const char *broken = c2c_runtime_broken(cb->rt);
     if (broken) { /* no CUDA call now: it could wait for ever on a kernel that did not stop */
         return c2i_fail(err, C2_EIO, "%s", broken);
     }
-    cuda_free_doomed(cb);
-    c2c_geometry *dg = cuda_geometry(cb, g, err);
-    return dg ? c2c_runtime_run(cb->rt, dg, ev, n, res, NULL, err) : (err && err->code ? err->code : C2_EIO);
+    c2c_geometry *dg = cuda_cached(cb, g);
+    if (!dg) { /* an upload, or a free: with no kernel running (what runs finishes first) */
+        int rc = c2c_runtime_quiesce(cb->rt, err);
+        if (rc) {
+            return rc;
+        }
+        cuda_free_doomed(cb);
+        if (!(dg = cuda_geometry(cb, g, err))) {
+            return err && err->code ? err->code : C2_EIO;
+        }
+    }
+    return c2c_runtime_feed(cb->rt, dg, ev, n, res, done, arg, err);
+}
+
+static int cuda_poll(c2d_backend *b, double wait_s, c2_error *err)
+{
+    return c2c_runtime_poll(((cuda_backend *)b->impl)->rt, wait_s, err);
+}
+
+static void cuda_idle(c2d_backend *b)
+{
+    cuda_backend *cb = b->impl;
+    c2_error err = {0};
+    if (!c2c_runtime_broken(cb->rt) && c2c_runtime_quiesce(cb->rt, &err) == 0) {
+        cuda_free_doomed(cb);
+    }
 }
 
 static void cuda_forget(c2d_backend *b, const c2_geometry *g)
@@ -152,7 +193,9 @@ int c2d_backend_cuda_init(c2d_backend *b, uint64_t pool_bytes, c2_error *err)
     memset(b, 0, sizeof *b);
     b->name = "cuda";
     b->impl = cb;
-    b->run = cuda_run;
+    b->feed = cuda_feed;
+    b->poll = cuda_poll;
+    b->idle = cuda_idle;
     b->forget = cuda_forget;
     b->broken = cuda_broken;
     b->free = cuda_free;

@@ -92,12 +92,28 @@ void c2d_log_write(int level, const char *fmt, ...)
 /* ---- backends ---- */
 /* A backend runs batches on the backend thread. Optional hooks are NULL
  * when a backend has nothing to do there. */
+/* A streaming backend's call for each event fed: res[i] is complete (rc
+ * 0) or the event failed (rc a C2_E* code). */
+typedef void (*c2d_done_fn)(void *arg, uint32_t i, int rc);
+
 typedef struct c2d_backend {
     const char *name;
     char device[128]; /* for hello: "cpu: 16 threads", "NVIDIA H200 (sm_90, ...)" */
-    /* Runs a batch to completion on the calling (backend) thread. */
+    /* A batch backend (cpu): runs a batch to completion on the calling
+     * (backend) thread. NULL for a streaming one. */
     int (*run)(struct c2d_backend *b, const c2_geometry *g, const c2_event *ev, uint32_t n, c2_event_result *res,
                c2_error *err);
+    /* A streaming backend (cuda; NULL for a batch one), all on the backend
+     * thread: feed hands a batch over while earlier ones run (on an error
+     * return nothing of it was taken and done is not called); poll moves
+     * what runs along, calling done(arg, i, rc) for each event that ended,
+     * and returns < 0 when the device failed (every event in flight then
+     * got its done call with an error); idle lets the device go while
+     * nothing is in flight. ev[], res[] and arg live until the done call. */
+    int (*feed)(struct c2d_backend *b, const c2_geometry *g, const c2_event *ev, uint32_t n, c2_event_result *res,
+                c2d_done_fn done, void *arg, c2_error *err);
+    int (*poll)(struct c2d_backend *b, double wait_s, c2_error *err);
+    void (*idle)(struct c2d_backend *b);
     /* g is about to be freed: drop what was kept for it. Any thread, never
      * while one of g's events runs. */
     void (*forget)(struct c2d_backend *b, const c2_geometry *g);

@@ -4,12 +4,15 @@
  * Events wait in a binary heap ordered by priority, then arrival. The
  * backend thread pops the head and keeps popping while the next event uses
  * the same geometry and the batch stays under batch_photons, so small
- * events from many clients run as one large batch; it runs the batch
- * without the lock, then replies to each event. Admission control refuses
+ * events from many clients run as one large batch. A batch backend (cpu)
+ * runs it without the lock, then replies to each event; a streaming
+ * backend (cuda) is fed batches while it runs the ones before (up to twice
+ * batch_photons in flight) and each event is replied to as it finishes. Admission control refuses
  * with BUSY when the queue, a client's share of it, or the memory pool is
  * full. Cancellation (explicit, or the client went away) and deadlines
- * remove queued events at once; a running batch is not interrupted, its
- * cancelled or late events get their error when it ends.
+ * remove queued events at once; a running event's stop flag makes the
+ * backend skip the rest of its photons, and it gets its error when the
+ * backend is done with it.
  *
  * Ownership: a sched_event owns its decoded arrays (and its request
  * message, unless a submit_events group holds it) and its target, which
@@ -54,6 +57,7 @@ struct c2d_sched {
     uint32_t nheap;
     sched_event **running;
     uint32_t nrunning;
+    uint64_t running_photons;
     uint64_t next_ticket, next_seq, pool_bytes;
     /* the last cancels by request and closed connections: an event that
      * arrives after its cancel (requests travel on separate contexts, and
@@ -449,7 +453,7 @@ void c2d_sched_tick(c2d_sched *s)
 
 /* ---- the backend thread ---- */
 
-/* How a run event ended: rc is the backend's, t1 when the batch ended. */
+/* How a run event ended: rc is the backend's, t1 when it ended. */
 enum { SCHED_DONE, SCHED_BACKEND, SCHED_CANCELLED, SCHED_LATE, SCHED_STOPPED };
 static int sched_outcome(const sched_event *e, int rc, double t1)
 {
@@ -460,31 +464,47 @@ static int sched_outcome(const sched_event *e, int rc, double t1)
                                                             : SCHED_DONE;
 }
 
-static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
+/* Takes the next batch off the heap: the head, then whatever follows on
+ * the same geometry while the batch has room, so that many small events
+ * become one large batch. Under the lock. */
+static uint32_t sched_pop_batch(c2d_sched *s, sched_event **batch)
+{
+    uint32_t n = 0;
+    uint64_t photons = 0;
+    const c2d_geometry *geom = s->nheap ? s->heap[0]->geom : NULL;
+    while (s->nheap && s->heap[0]->geom == geom &&
+           (n == 0 || photons + s->heap[0]->photons <= s->cfg->batch_photons)) {
+        sched_event *e = sched_remove(s, 0);
+        photons += e->photons;
+        e->state = EV_RUNNING;
+        batch[n++] = e;
+        s->running[s->nrunning++] = e;
+    }
+    s->running_photons += photons;
+    s->counts.batches += n > 0;
+    return n;
+}
+
+/* The backend's view of a batch: the events, with their stop flags. */
+static c2_event *sched_views(sched_event **batch, uint32_t n)
 {
     c2_event *ev = calloc(n, sizeof *ev);
-    c2_event_result *res = calloc(n, sizeof *res);
-    c2_error err = {0};
-    double t0 = sched_now();
-    int rc = ev && res ? 0 : C2_ENOMEM;
-    for (uint32_t i = 0; i < n && !rc; i++) {
+    for (uint32_t i = 0; ev && i < n; i++) {
         ev[i] = c2p_event_view(&batch[i]->ev);
         ev[i].stop = &batch[i]->stop;
-        sched_trace(s, batch[i], "started");
     }
-    if (!rc) {
-        rc = s->backend->run(s->backend, batch[0]->geom->g, ev, n, res, &err);
-    }
-    double t1 = sched_now();
-    uint64_t photons = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        photons += batch[i]->photons;
-    }
-    /* the batch leaves the running list and the pool before any reply, so
-     * nothing here points at an event once it is freed; after this no other
-     * thread can reach the batch, so its flags are stable. Outcomes are
-     * counted before any reply goes out: a client that reads the stats
-     * after its result must find its event counted. */
+    return ev;
+}
+
+/* An event the backend is done with (rc 0: res is its result; else msg
+ * says why it failed): it leaves the running list and the pool and is
+ * counted, then answered and freed. Counting comes first: a client that
+ * reads the stats after its result must find its event counted. The
+ * backend thread, no lock held. */
+static void sched_finish(c2d_sched *s, sched_event *e, int rc, const c2_event_result *res, const char *msg,
+                         double t0, double t1)
+{
+    /* a failed backend is marked before anyone hears of the failure */
     const char *broken = rc && s->backend->broken ? s->backend->broken(s->backend) : NULL;
     char why[sizeof s->broken];
     if (broken) {
@@ -494,85 +514,213 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
     if (broken) {
         sched_break(s, why);
     }
-    s->window_busy += t1 - t0;
-    s->counts.batches++;
-    s->window_photons += rc ? 0 : photons;
-    s->counts.photons += rc ? 0 : photons;
-    for (uint32_t i = 0; i < n; i++) {
-        sched_event *e = batch[i];
-        sched_release(s, e);
-        int o = sched_outcome(e, rc, t1);
-        s->counts.completed += o == SCHED_DONE;
-        s->counts.failed += o == SCHED_BACKEND || o == SCHED_STOPPED;
-        s->counts.expired += o == SCHED_LATE; /* cancellations were counted when asked for */
+    for (uint32_t i = 0; i < s->nrunning; i++) {
+        if (s->running[i] == e) {
+            s->running[i] = s->running[--s->nrunning];
+            break;
+        }
     }
-    s->nrunning = 0;
+    /* off the running list nothing else reaches e: its flags are stable now */
+    const int o = sched_outcome(e, rc, t1);
+    s->running_photons -= e->photons;
+    sched_release(s, e);
+    s->counts.completed += o == SCHED_DONE;
+    s->counts.failed += o == SCHED_BACKEND || o == SCHED_STOPPED;
+    s->counts.expired += o == SCHED_LATE; /* cancellations were counted when asked for */
+    s->counts.photons += o == SCHED_DONE ? e->photons : 0;
+    s->window_photons += o == SCHED_DONE ? e->photons : 0;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    for (uint32_t i = 0; i < n; i++) {
-        sched_event *e = batch[i];
-        int o = sched_outcome(e, rc, t1); /* as counted: nothing changes the flags now */
-        if (o == SCHED_BACKEND) {
-            char msg[300];
-            snprintf(msg, sizeof msg, "backend %s failed: %.200s", s->backend->name, err.msg);
-            c2d_log(C2D_LOG_ERROR, "ticket %llu: %s", (unsigned long long)e->ticket, msg);
-            sched_fail(s, e, C2P_BACKEND, msg);
-        } else if (o == SCHED_CANCELLED) {
-            sched_trace(s, e, "cancelled while running");
-            sched_fail(s, e, C2P_CANCELLED, "event cancelled");
-        } else if (o == SCHED_LATE) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "deadline of %u ms passed while running", e->ev.deadline_ms);
-            sched_fail(s, e, C2P_DEADLINE, msg);
-        } else if (o == SCHED_STOPPED) {
-            sched_fail(s, e, C2P_SHUTTING_DOWN, "the daemon stopped while this event ran");
-        } else {
-            sched_trace(s, e, "finished");
-            if (c2d_answer_result(e->to, e->req_id, e->ticket, e->ev.event_id, &res[i], e->ev.want,
-                                  1e3 * (t0 - e->t_accept), 1e3 * (t1 - t0))) {
-                pthread_mutex_lock(&s->mu);
-                s->counts.completed--;
-                s->counts.failed++;
-                pthread_mutex_unlock(&s->mu);
-                c2d_answer_error(e->to, e->req_id, C2P_INTERNAL, "out of memory");
-            }
-            sched_event_free(s, e);
+    double ta = sched_now();
+    if (o == SCHED_BACKEND) {
+        char text[300];
+        snprintf(text, sizeof text, "backend %s failed: %.200s", s->backend->name, broken ? broken : msg);
+        c2d_log(C2D_LOG_ERROR, "ticket %llu: %s", (unsigned long long)e->ticket, text);
+        sched_fail(s, e, C2P_BACKEND, text);
+    } else if (o == SCHED_CANCELLED) {
+        sched_trace(s, e, "cancelled while running");
+        sched_fail(s, e, C2P_CANCELLED, "event cancelled");
+    } else if (o == SCHED_LATE) {
+        char text[96];
+        snprintf(text, sizeof text, "deadline of %u ms passed while running", e->ev.deadline_ms);
+        sched_fail(s, e, C2P_DEADLINE, text);
+    } else if (o == SCHED_STOPPED) {
+        sched_fail(s, e, C2P_SHUTTING_DOWN, "the daemon stopped while this event ran");
+    } else {
+        sched_trace(s, e, "finished");
+        if (c2d_answer_result(e->to, e->req_id, e->ticket, e->ev.event_id, res, e->ev.want,
+                              1e3 * (t0 - e->t_accept), 1e3 * (t1 - t0))) {
+            pthread_mutex_lock(&s->mu);
+            s->counts.completed--;
+            s->counts.failed++;
+            pthread_mutex_unlock(&s->mu);
+            c2d_answer_error(e->to, e->req_id, C2P_INTERNAL, "out of memory");
         }
+        sched_event_free(s, e);
+    }
+    double tb = sched_now();
+    pthread_mutex_lock(&s->mu);
+    s->window_reply += tb - ta;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* A backend that runs a batch at a time (cpu): run it, answer each event. */
+static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
+{
+    c2_event *ev = sched_views(batch, n);
+    c2_event_result *res = calloc(n, sizeof *res);
+    c2_error err = {0};
+    double t0 = sched_now();
+    int rc = ev && res ? 0 : c2i_fail(&err, C2_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        sched_trace(s, batch[i], "started");
+    }
+    if (!rc) {
+        rc = s->backend->run(s->backend, batch[0]->geom->g, ev, n, res, &err);
+    }
+    double t1 = sched_now();
+    pthread_mutex_lock(&s->mu);
+    s->window_busy += t1 - t0;
+    pthread_mutex_unlock(&s->mu);
+    for (uint32_t i = 0; i < n; i++) {
+        sched_finish(s, batch[i], rc, res ? &res[i] : NULL, err.msg, t0, t1);
         if (res) {
             c2_event_result_free(&res[i]);
         }
     }
     free(ev);
     free(res);
-    double t2 = sched_now();
+}
+
+/* A batch handed to a streaming backend (cuda): its events are answered
+ * one by one as the backend finishes them; freed after the last. */
+typedef struct sched_feed {
+    c2d_sched *s;
+    uint32_t n, left;
+    double t0;
+    sched_event **ev;
+    c2_event *views;
+    c2_event_result *res;
+} sched_feed;
+
+static void sched_feed_free(sched_feed *f)
+{
+    free(f->ev);
+    free(f->views);
+    free(f->res);
+    free(f);
+}
+
+/* The backend's done call (on the backend thread, inside feed or poll). */
+static void sched_feed_done(void *arg, uint32_t i, int rc)
+{
+    sched_feed *f = arg;
+    c2d_sched *s = f->s;
+    sched_finish(s, f->ev[i], rc, &f->res[i], c2_errname(rc), f->t0, sched_now());
+    c2_event_result_free(&f->res[i]);
+    if (--f->left == 0) {
+        sched_feed_free(f);
+    }
+}
+
+/* Hands a batch to a streaming backend; on a refusal (an event the engine
+ * rejects, no memory) every event of it is answered with the reason. */
+static void sched_feed_batch(c2d_sched *s, sched_event **batch, uint32_t n)
+{
+    c2_error err = {0};
+    sched_feed *f = calloc(1, sizeof *f);
+    int rc = f && (f->ev = malloc(n * sizeof *f->ev)) && (f->views = sched_views(batch, n)) &&
+                     (f->res = calloc(n, sizeof *f->res))
+                 ? 0
+                 : c2i_fail(&err, C2_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++) {
+        sched_trace(s, batch[i], "started");
+    }
+    if (!rc) {
+        f->s = s;
+        f->n = f->left = n;
+        f->t0 = sched_now();
+        memcpy(f->ev, batch, n * sizeof *batch);
+        rc = s->backend->feed(s->backend, batch[0]->geom->g, f->views, n, f->res, sched_feed_done, f, &err);
+    }
+    if (rc) { /* nothing of it was fed: no done call will come */
+        double t = sched_now();
+        for (uint32_t i = 0; i < n; i++) {
+            sched_finish(s, batch[i], rc, NULL, err.msg, t, t);
+        }
+        if (f) {
+            sched_feed_free(f);
+        }
+    }
+}
+
+/* The backend thread of a streaming backend: feeds batches while earlier
+ * ones run (up to twice batch_photons in flight, so the device never waits
+ * for the host between batches), polls for finished events, and lets the
+ * device go when nothing is queued or running. On stop it lets the running
+ * events end (their stop flags are set) before it returns. */
+static void sched_stream(c2d_sched *s, sched_event **batch)
+{
+    int active = 0; /* the backend holds the device */
+    double last = sched_now();
     pthread_mutex_lock(&s->mu);
-    s->window_reply += t2 - t1;
+    while (!s->stopping || s->nrunning) {
+        uint32_t n = 0;
+        if (!s->stopping && (s->nrunning == 0 || s->running_photons < 2 * s->cfg->batch_photons)) {
+            n = sched_pop_batch(s, batch);
+        }
+        if (!n && !s->nrunning) {
+            if (active) { /* idle: let the device go, then wait */
+                pthread_mutex_unlock(&s->mu);
+                s->backend->idle(s->backend);
+                pthread_mutex_lock(&s->mu);
+                active = 0;
+                last = sched_now();
+                continue;
+            }
+            if (s->stopping) {
+                break;
+            }
+            pthread_cond_wait(&s->cv, &s->mu);
+            last = sched_now();
+            continue;
+        }
+        pthread_mutex_unlock(&s->mu);
+        active = 1;
+        if (n) {
+            sched_feed_batch(s, batch, n);
+        }
+        c2_error err = {0};
+        if (s->backend->poll(s->backend, n ? 0.0 : 1e-3, &err) < 0) {
+            c2d_log(C2D_LOG_ERROR, "backend %s: %s", s->backend->name, err.msg);
+        }
+        double now = sched_now();
+        pthread_mutex_lock(&s->mu);
+        s->window_busy += now - last; /* events were in flight all along */
+        last = now;
+    }
     pthread_mutex_unlock(&s->mu);
+    if (active) {
+        s->backend->idle(s->backend);
+    }
 }
 
 static void *sched_main(void *arg)
 {
     c2d_sched *s = arg;
     sched_event **batch = calloc(s->cfg->max_queued, sizeof *batch);
+    if (batch && s->backend->feed) {
+        sched_stream(s, batch);
+        free(batch);
+        return NULL;
+    }
     pthread_mutex_lock(&s->mu);
     while (batch && !s->stopping) {
         if (s->nheap == 0) {
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
-        /* the head, then whatever follows on the same geometry while the
-         * batch has room: many small events become one large batch */
-        uint32_t n = 0;
-        uint64_t photons = 0;
-        const c2d_geometry *geom = s->heap[0]->geom;
-        while (s->nheap && s->heap[0]->geom == geom &&
-               (n == 0 || photons + s->heap[0]->photons <= s->cfg->batch_photons)) {
-            sched_event *e = sched_remove(s, 0);
-            photons += e->photons;
-            e->state = EV_RUNNING;
-            batch[n++] = e;
-            s->running[s->nrunning++] = e;
-        }
+        uint32_t n = sched_pop_batch(s, batch);
         pthread_mutex_unlock(&s->mu);
         sched_run_batch(s, batch, n);
         pthread_mutex_lock(&s->mu);
