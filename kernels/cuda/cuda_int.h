@@ -63,7 +63,8 @@ typedef struct c2c_runtime_params {
 } c2c_runtime_params;
 
 typedef struct c2c_run_stats {
-    double kernel_seconds; /* launch to the kernel's end, device clock */
+    double kernel_seconds; /* the call's start to the last window seen finished (the resident kernel
+                              outlives it); wavefront mode: its launches, device clock */
     double seconds;        /* the whole call, host clock */
     double host_seconds;   /* of which the host spent on window drains and results */
     uint64_t photons, window;

@@ -64,6 +64,7 @@
 #include <time.h>
 
 #include "../cpu/engine_int.h"
+#include "../queue/ring.cuh"
 #include "cuda_int.h"
 
 #define RT_BLOCK 256
@@ -307,17 +308,12 @@ __global__ void __launch_bounds__(RT_BLOCK) rt_persistent(rt_dev d)
 
 /* ---- wavefront mode: one step per launch, survivors compacted ---- */
 
-/* Appends this lane's photon to out when keep (one atomic per warp). */
+/* Appends this lane's photon to out when keep. */
 __device__ __forceinline__ void rt_compact(bool keep, const c2_photon &p, c2_photon *out, uint32_t *nout)
 {
-    unsigned m = __ballot_sync(RT_FULL, keep);
-    uint32_t base = 0;
-    if (rt_lane() == 0 && m) {
-        base = atomicAdd(nout, (uint32_t)__popc(m));
-    }
-    base = __shfl_sync(RT_FULL, base, 0);
+    uint32_t i = c2q_append_slot(RT_FULL, keep, nout);
     if (keep) {
-        out[base + __popc(m & ((1u << rt_lane()) - 1u))] = p;
+        out[i] = p;
     }
 }
 
@@ -438,7 +434,7 @@ struct c2c_runtime {
     rt_feed *feeds;
     uint32_t inflight;
     uint64_t windows_made; /* for the stats */
-    double last_post, last_cancels;
+    double last_post, last_cancels, t_posted; /* last drain, cancel scan, window seen finished */
     double host_seconds; /* in drains and deliveries, since the last rt_start */
 };
 
@@ -1092,6 +1088,7 @@ static int rt_pass(c2c_runtime *rt, int *delivered, c2_error *err)
         cuda::atomic_ref<unsigned long long, cuda::thread_scope_system> p(
             *const_cast<unsigned long long *>(&posted[k % RT_NW]));
         if (w->f && w->t0 == w->f->drained && p.load(cuda::memory_order_acquire) == k + 1) {
+            rt->t_posted = c2c_now();
             if ((rc = rt_drain(rt, k, err))) {
                 return rc;
             }
@@ -1396,8 +1393,12 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
     }
     if (stats) {
         float ms = 0;
-        if (!rc && n && cudaEventElapsedTime(&ms, rt->k0, rt->k1) == cudaSuccess) {
-            stats->kernel_seconds = 1e-3 * ms;
+        if (rt->params.wavefront) {
+            if (!rc && n && cudaEventElapsedTime(&ms, rt->k0, rt->k1) == cudaSuccess) {
+                stats->kernel_seconds = 1e-3 * ms;
+            }
+        } else if (rt->t_posted > t_call) { /* the resident kernel outlives the work: until its last window finished */
+            stats->kernel_seconds = rt->t_posted - t_call;
         }
         for (uint32_t e = 0; e < n && !rc; e++) {
             stats->photons += results[e].ntotal;

@@ -47,6 +47,21 @@ typedef cuda::atomic_ref<unsigned long long, cuda::thread_scope_device> c2q_seq_
 __device__ __forceinline__ unsigned c2q_lane(void) { return threadIdx.x & 31u; }
 __device__ __forceinline__ unsigned c2q_lanes_below(void) { return (1u << c2q_lane()) - 1u; }
 
+/* Warp-aggregated append to a counted array: each lane of active where
+ * keep is true gets a slot of its own (one atomic per warp). Called by
+ * every lane of active; the slot means nothing where keep is false. */
+__device__ __forceinline__ uint32_t c2q_append_slot(unsigned active, bool keep, uint32_t *count)
+{
+    unsigned m = __ballot_sync(active, keep);
+    int leader = __ffs(active) - 1;
+    uint32_t base = 0;
+    if ((int)c2q_lane() == leader && m) {
+        base = atomicAdd(count, (uint32_t)__popc(m));
+    }
+    base = __shfl_sync(active, base, leader);
+    return base + (uint32_t)__popc(m & c2q_lanes_below());
+}
+
 /* Pushes item from every lane where has is true; returns how many the warp
  * pushed. */
 __device__ __forceinline__ int c2q_push(const c2q_ring &q, bool has, uint32_t item)

@@ -140,16 +140,8 @@ template <int FLOPS> __global__ void syn_wave_step(syn_wave w, uint32_t count, s
         x = syn_x0(id);
         steps = 0;
     }
-    unsigned active = __activemask();
-    unsigned m = __ballot_sync(active, keep);
-    int leader = __ffs(active) - 1;
-    uint32_t base = 0;
-    if ((int)c2q_lane() == leader && m) {
-        base = atomicAdd(w.ncount, (uint32_t)__popc(m));
-    }
-    base = __shfl_sync(active, base, leader);
+    uint32_t slot = c2q_append_slot(__activemask(), keep, w.ncount);
     if (keep) {
-        uint32_t slot = base + (uint32_t)__popc(m & c2q_lanes_below());
         w.nid[slot] = id;
         w.nx[slot] = x;
         w.nsteps[slot] = steps;
