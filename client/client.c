@@ -591,6 +591,10 @@ static int client_call_packed(c2_client *c, c2p_type type, void (*body)(msgpack_
     if (body) {
         body(&pk, arg);
     }
+    if (c2p_nng_failed(msg)) {
+        nng_msg_free(msg);
+        return c2i_fail(err, C2_ENOMEM, "out of memory");
+    }
     c2_future *f;
     int rc = future_start(c, REQ_CALL, 1, timeout_ms, msg, id, &f, err);
     if (rc) {
@@ -738,6 +742,10 @@ static int client_send_events(c2_client *c, int kind, const c2p_event *pe, uint3
         c2p_pack_events(&pk, id, pe, n);
     } else {
         c2p_pack_event(&pk, id, pe);
+    }
+    if (c2p_nng_failed(msg)) {
+        nng_msg_free(msg);
+        return c2i_fail(err, C2_ENOMEM, "out of memory for a request of %zu bytes", size);
     }
     /* With a deadline, the daemon answers by then (DEADLINE at worst); the
      * grace covers the reply's transfer. If nothing comes, the daemon is

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "../proto/nng_packer.h"
 #include "daemon.h"
 
 /* One event's answer, packed; failed when memory ran out while packing. */
@@ -84,6 +85,7 @@ static void answer_slot_done(c2d_group *g)
                 ok = pk.callback(pk.data, a->sb.data, a->sb.size) == 0;
             }
         }
+        ok = ok && !c2p_nng_failed(m);
     }
     if (!ok) {
         nng_msg_free(m);
@@ -117,6 +119,10 @@ int c2d_answer_result(c2d_target t, uint64_t req_id, uint64_t ticket, uint64_t e
     }
     c2d_packer_init(&pk, m);
     c2p_pack_result(&pk, req_id, ticket, event_id, r, want, queued_ms, run_ms);
+    if (c2p_nng_failed(m)) {
+        nng_msg_free(m);
+        return -1; /* the caller answers with an error instead */
+    }
     c2d_work_reply(t.work, m);
     return 0;
 }

@@ -97,6 +97,10 @@ nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message
     msgpack_packer pk;
     c2d_packer_init(&pk, m);
     c2p_pack_error(&pk, id, type, code, message);
+    if (c2p_nng_failed(m)) {
+        nng_msg_free(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -354,6 +358,11 @@ static void server_build_one(c2d_server *srv, struct server_build *b, int refuse
     } else {
         out = server_load_geometry(srv, &b->req, &err);
     }
+    if (out && c2p_nng_failed(out)) {
+        nng_msg_free(out);
+        out = NULL;
+        c2i_fail(&err, C2P_INTERNAL, "out of memory for the reply");
+    }
     if (!out) {
         c2d_log(C2D_LOG_INFO, "request %llu (load_geometry): %s: %s", (unsigned long long)b->req.id,
                 c2p_error_name(err.code), err.msg);
@@ -599,6 +608,11 @@ static void server_work_cb(void *arg)
                 return; /* the builder owns msg and req, and answers */
             }
             out = server_handle(srv, w, &req, msg, &taken, &err);
+            if (out && c2p_nng_failed(out)) {
+                nng_msg_free(out);
+                out = NULL;
+                c2i_fail(&err, C2P_INTERNAL, "out of memory for the reply");
+            }
         }
         if (!taken && !out) {
             c2d_log(C2D_LOG_INFO, "connection %u request %llu (%s): %s: %s", pipe, (unsigned long long)req.id,

@@ -34,6 +34,7 @@
     X(proto_event_round_trip)         \
     X(proto_result_round_trip)        \
     X(proto_events_round_trip)        \
+    X(proto_nng_packer_failure)       \
     X(proto_error_reply)              \
     X(proto_rejects_hostile_input)    \
     X(proto_every_truncation_and_corruption) \

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../kernels/cpu/engine_int.h"
+#include "../proto/nng_packer.h"
 #include "../proto/proto.h"
 #include "check.h"
 #include "util.h"
@@ -444,4 +445,23 @@ TEST(proto_every_truncation_and_corruption)
     msgpack_sbuffer_destroy(&sb);
     free((void *)ev.photons);
     c2p_event_free(&ev);
+}
+
+/* A write into an NNG message that fails (no memory: here a size no
+ * allocation can have) marks the message, and every later write fails
+ * too, so a reply is never sent with a hole in it. */
+TEST(proto_nng_packer_failure)
+{
+    nng_msg *m = NULL;
+    CHECK(nng_msg_alloc(&m, 0) == 0, "nng_msg_alloc");
+    msgpack_packer pk;
+    c2p_nng_packer_init(&pk, m);
+    CHECK(msgpack_pack_map(&pk, 1) == 0 && !c2p_nng_failed(m), "a small write failed");
+    size_t before = nng_msg_len(m);
+    static const char byte = 0;
+    CHECK(msgpack_pack_bin_body(&pk, &byte, SIZE_MAX / 4) != 0, "a write of SIZE_MAX / 4 bytes succeeded");
+    CHECK(c2p_nng_failed(m), "the failed write left no mark");
+    CHECK(msgpack_pack_nil(&pk) != 0 && nng_msg_len(m) == before, "a write after the failure went in");
+    printf("  failed write marked; the body stays at %zu bytes\n", before);
+    nng_msg_free(m);
 }
