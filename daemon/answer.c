@@ -8,6 +8,10 @@
  * the loop thread for deadlines). Each target is answered exactly once;
  * each slot is written by the thread that answers it, and the atomic count
  * of slots left orders those writes before the last thread reads them.
+ *
+ * Memory: a group's packed answers wait for its last event; their bytes
+ * are counted (c2d_answers_held) so that the scheduler's pool limit covers
+ * them as it covers events in flight.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,6 +24,10 @@ typedef struct answer_slot {
     msgpack_sbuffer sb;
     int failed;
 } answer_slot;
+
+static atomic_uint_fast64_t answers_held; /* bytes packed in groups not yet sent */
+
+uint64_t c2d_answers_held(void) { return atomic_load_explicit(&answers_held, memory_order_relaxed); }
 
 struct c2d_group {
     struct c2d_work *work; /* answers the whole request */
@@ -64,8 +72,9 @@ c2d_group *c2d_group_new(struct c2d_work *work, uint64_t req_id, nng_msg *reques
 }
 
 /* The slot is written; the last one sends the group's reply and frees it. */
-static void answer_slot_done(c2d_group *g)
+static void answer_slot_done(c2d_group *g, uint32_t slot)
 {
+    atomic_fetch_add_explicit(&answers_held, g->slots[slot].sb.size, memory_order_relaxed);
     if (atomic_fetch_sub_explicit(&g->left, 1, memory_order_acq_rel) != 1) {
         return;
     }
@@ -91,9 +100,12 @@ static void answer_slot_done(c2d_group *g)
         nng_msg_free(m);
         m = c2d_error_msg(g->req_id, C2P_T_SUBMIT_EVENTS, C2P_INTERNAL, "out of memory for the results");
     }
+    for (uint32_t k = 0; k < g->n; k++) { /* uncounted before the reply: a client reading stats after it sees so */
+        atomic_fetch_sub_explicit(&answers_held, g->slots[k].sb.size, memory_order_relaxed);
+    }
     c2d_work_reply(g->work, m);
-    for (uint32_t i = 0; i < g->n; i++) {
-        msgpack_sbuffer_destroy(&g->slots[i].sb);
+    for (uint32_t k = 0; k < g->n; k++) {
+        msgpack_sbuffer_destroy(&g->slots[k].sb);
     }
     free(g->slots);
     nng_msg_free(g->request);
@@ -110,7 +122,7 @@ int c2d_answer_result(c2d_target t, uint64_t req_id, uint64_t ticket, uint64_t e
         if (t.group->slots[t.index].failed) {
             return -1; /* the caller answers with an error instead */
         }
-        answer_slot_done(t.group);
+        answer_slot_done(t.group, t.index);
         return 0;
     }
     nng_msg *m = NULL;
@@ -133,7 +145,7 @@ void c2d_answer_error(c2d_target t, uint64_t req_id, int code, const char *messa
         msgpack_packer pk;
         answer_packer(t.group, t.index, &pk); /* over a result that could not be packed whole */
         c2p_pack_error_member(&pk, code, message);
-        answer_slot_done(t.group);
+        answer_slot_done(t.group, t.index);
     } else if (t.work) {
         c2d_work_reply(t.work, c2d_error_msg(req_id, C2P_T_SUBMIT_EVENT, code, message));
     }

@@ -180,6 +180,9 @@ c2d_group *c2d_group_new(struct c2d_work *work, uint64_t req_id, nng_msg *reques
 int c2d_answer_result(c2d_target t, uint64_t req_id, uint64_t ticket, uint64_t event_id, const c2_event_result *r,
                       uint32_t want, double queued_ms, double run_ms);
 void c2d_answer_error(c2d_target t, uint64_t req_id, int code, const char *message);
+/* Bytes of answers packed in submit_events groups still waiting for their
+ * last event (counted in the memory pool). Any thread. */
+uint64_t c2d_answers_held(void);
 
 c2d_sched *c2d_sched_new(const c2d_config *cfg, c2d_backend *backend);
 /* Adds a geometry (ownership moves in on success). EXISTS when the name is

@@ -78,7 +78,7 @@ static void metrics_prometheus(nng_aio *aio)
         "# TYPE chroma2_events gauge\n"
         "chroma2_events{state=\"queued\"} %llu\n"
         "chroma2_events{state=\"running\"} %llu\n"
-        "# HELP chroma2_pool_bytes Memory held by accepted events, and its limit.\n"
+        "# HELP chroma2_pool_bytes Memory held by accepted events and by the packed answers of submit_events requests not yet sent, and its limit.\n"
         "# TYPE chroma2_pool_bytes gauge\n"
         "chroma2_pool_bytes %llu\n"
         "chroma2_pool_limit_bytes %llu\n"

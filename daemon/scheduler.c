@@ -287,12 +287,13 @@ int c2d_sched_submit(c2d_sched *s, c2d_target to, uint32_t pipe, const char *pee
         /* one connection may not take the whole pool; its first event always fits the pool test below */
         rc = c2i_fail(err, C2P_BUSY, "this connection holds %llu bytes of events in flight (limit %llu)",
                       (unsigned long long)mine_bytes, (unsigned long long)s->cfg->max_client_bytes);
-    } else if (s->pool_bytes + bytes > s->cfg->pool_bytes) {
+    } else if (s->pool_bytes + c2d_answers_held() + bytes > s->cfg->pool_bytes) {
         rc = bytes > s->cfg->pool_bytes
                  ? c2i_fail(err, C2P_TOO_LARGE, "event needs %llu bytes, more than the pool's %llu",
                             (unsigned long long)bytes, (unsigned long long)s->cfg->pool_bytes)
                  : c2i_fail(err, C2P_BUSY, "memory pool full (%llu of %llu bytes held)",
-                            (unsigned long long)s->pool_bytes, (unsigned long long)s->cfg->pool_bytes);
+                            (unsigned long long)(s->pool_bytes + c2d_answers_held()),
+                            (unsigned long long)s->cfg->pool_bytes);
     }
     if (rc) {
         s->counts.rejected_busy += rc == C2P_BUSY;
@@ -806,7 +807,7 @@ void c2d_sched_counts(c2d_sched *s, c2d_counts *c)
     *c = s->counts;
     c->queued = s->nheap;
     c->running = s->nrunning;
-    c->pool_bytes = s->pool_bytes;
+    c->pool_bytes = s->pool_bytes + c2d_answers_held();
     c->draining = s->draining;
     memcpy(c->broken, s->broken, sizeof c->broken);
     c->geometries = s->ngeoms;

@@ -466,6 +466,8 @@ TEST(daemon_submit_many)
         }
     }
     CHECK(rc[0] == 0 && rc[1] == C2_REMOTE_BAD_REQUEST && rc[2] == 0, "the bad event was not refused alone");
+    /* answered: neither its events nor its packed answers hold pool memory now */
+    CHECK(wait_stat(c, NULL, "pool_bytes", 0) == 0, "the pool still holds bytes after every group was answered");
     for (int i = 0; i < 3; i++) {
         c2_future_free(f[i]);
     }
