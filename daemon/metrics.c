@@ -65,7 +65,7 @@ static void metrics_prometheus(nng_aio *aio)
         "# HELP chroma2_ns_per_photon Backend time per photon over the last stats window.\n"
         "# TYPE chroma2_ns_per_photon gauge\n"
         "chroma2_ns_per_photon %g\n"
-        "# HELP chroma2_backend_busy_ratio Fraction of the last stats window the backend was running.\n"
+        "# HELP chroma2_backend_busy_ratio Fraction of the last stats window the backend was running (streaming backends: had events in flight).\n"
         "# TYPE chroma2_backend_busy_ratio gauge\n"
         "chroma2_backend_busy_ratio{backend=\"%s\"} %g\n"
         "# HELP chroma2_reply_busy_ratio Fraction of the last stats window the backend thread spent answering.\n"
