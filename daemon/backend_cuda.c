@@ -33,7 +33,9 @@ typedef struct cuda_backend {
         c2c_geometry *dg;
         uint64_t used; /* run counter at last use */
     } cache[CUDA_CACHE];
-    c2c_geometry *doomed[CUDA_CACHE]; /* forgotten, freed by the backend thread */
+    /* forgotten, freed by the backend thread: at most every cached copy,
+     * and those uploaded between a free and the next */
+    c2c_geometry *doomed[2 * CUDA_CACHE];
     uint32_t ndoomed;
     uint64_t runs;
 } cuda_backend;
@@ -42,7 +44,7 @@ typedef struct cuda_backend {
 static void cuda_free_doomed(cuda_backend *cb)
 {
     pthread_mutex_lock(&cb->mu);
-    c2c_geometry *d[CUDA_CACHE];
+    c2c_geometry *d[2 * CUDA_CACHE];
     uint32_t n = cb->ndoomed;
     memcpy(d, cb->doomed, n * sizeof *d);
     cb->ndoomed = 0;
@@ -75,6 +77,7 @@ static c2c_geometry *cuda_geometry(cuda_backend *cb, const c2_geometry *g, c2_er
         slot = lru;
         c2c_geometry_free(cb->cache[slot].dg);
         cb->cache[slot].g = NULL;
+        cb->cache[slot].dg = NULL; /* the upload below may fail */
     }
     pthread_mutex_unlock(&cb->mu);
     c2c_geometry *dg = c2c_geometry_upload(g, err); /* only this thread fills slots */

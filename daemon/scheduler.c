@@ -458,12 +458,15 @@ void c2d_sched_tick(c2d_sched *s)
 enum { SCHED_DONE, SCHED_BACKEND, SCHED_CANCELLED, SCHED_LATE, SCHED_STOPPED };
 static int sched_outcome(const sched_event *e, int rc, double t1)
 {
-    return rc                                               ? SCHED_BACKEND
-           : e->cancelled                                   ? SCHED_CANCELLED
+    return e->cancelled                                     ? SCHED_CANCELLED /* counted when asked for */
+           : rc                                             ? SCHED_BACKEND
            : e->deadline > 0.0 && t1 > e->deadline          ? SCHED_LATE
            : __atomic_load_n(&e->stop, __ATOMIC_RELAXED) ? SCHED_STOPPED /* the daemon is stopping */
                                                             : SCHED_DONE;
 }
+
+/* Events in one batch at most (the GPU runtime takes 2^18 at once). */
+#define SCHED_BATCH_EVENTS 65536u
 
 /* Takes the next batch off the heap: the head, then whatever follows on
  * the same geometry while the batch has room, so that many small events
@@ -473,7 +476,7 @@ static uint32_t sched_pop_batch(c2d_sched *s, sched_event **batch)
     uint32_t n = 0;
     uint64_t photons = 0;
     const c2d_geometry *geom = s->nheap ? s->heap[0]->geom : NULL;
-    while (s->nheap && s->heap[0]->geom == geom &&
+    while (s->nheap && s->heap[0]->geom == geom && n < SCHED_BATCH_EVENTS &&
            (n == 0 || photons + s->heap[0]->photons <= s->cfg->batch_photons)) {
         sched_event *e = sched_remove(s, 0);
         photons += e->photons;
@@ -497,6 +500,21 @@ static c2_event *sched_views(sched_event **batch, uint32_t n)
     return ev;
 }
 
+/* Marks the daemon unable to serve when the backend failed for good;
+ * returns why it failed (NULL while it is usable). No lock held. */
+static const char *sched_backend_check(c2d_sched *s)
+{
+    const char *broken = s->backend->broken ? s->backend->broken(s->backend) : NULL;
+    if (broken) {
+        char why[sizeof s->broken];
+        snprintf(why, sizeof why, "backend %s failed: %.250s", s->backend->name, broken);
+        pthread_mutex_lock(&s->mu);
+        sched_break(s, why);
+        pthread_mutex_unlock(&s->mu);
+    }
+    return broken;
+}
+
 /* An event the backend is done with (rc 0: res is its result; else msg
  * says why it failed): it leaves the running list and the pool and is
  * counted, then answered and freed. Counting comes first: a client that
@@ -505,16 +523,8 @@ static c2_event *sched_views(sched_event **batch, uint32_t n)
 static void sched_finish(c2d_sched *s, sched_event *e, int rc, const c2_event_result *res, const char *msg,
                          double t0, double t1)
 {
-    /* a failed backend is marked before anyone hears of the failure */
-    const char *broken = rc && s->backend->broken ? s->backend->broken(s->backend) : NULL;
-    char why[sizeof s->broken];
-    if (broken) {
-        snprintf(why, sizeof why, "backend %s failed: %.250s", s->backend->name, broken);
-    }
+    const char *broken = rc ? sched_backend_check(s) : NULL; /* before anyone hears of the failure */
     pthread_mutex_lock(&s->mu);
-    if (broken) {
-        sched_break(s, why);
-    }
     for (uint32_t i = 0; i < s->nrunning; i++) {
         if (s->running[i] == e) {
             s->running[i] = s->running[--s->nrunning];
@@ -655,14 +665,18 @@ static void sched_feed_batch(c2d_sched *s, sched_event **batch, uint32_t n)
     }
 }
 
+/* How long a streaming backend keeps the device with nothing to do. */
+#define SCHED_IDLE_NS 5000000L
+
 /* The backend thread of a streaming backend: feeds batches while earlier
  * ones run (up to twice batch_photons in flight, so the device never waits
  * for the host between batches), polls for finished events, and lets the
- * device go when nothing is queued or running. On stop it lets the running
+ * device go when nothing was queued or running for SCHED_IDLE_NS. On stop it lets the running
  * events end (their stop flags are set) before it returns. */
 static void sched_stream(c2d_sched *s, sched_event **batch)
 {
-    int active = 0; /* the backend holds the device */
+    int active = 0;    /* the backend holds the device */
+    int idle_wait = 0; /* waited SCHED_IDLE_NS for more work since the last */
     double last = sched_now();
     pthread_mutex_lock(&s->mu);
     while (!s->stopping || s->nrunning) {
@@ -671,9 +685,20 @@ static void sched_stream(c2d_sched *s, sched_event **batch)
             n = sched_pop_batch(s, batch);
         }
         if (!n && !s->nrunning) {
+            if (active && !s->stopping && !idle_wait) { /* a client waiting for its answer sends again soon */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += SCHED_IDLE_NS;
+                ts.tv_sec += ts.tv_nsec / 1000000000L;
+                ts.tv_nsec %= 1000000000L;
+                pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+                idle_wait = 1;
+                continue;
+            }
             if (active) { /* idle: let the device go, then wait */
                 pthread_mutex_unlock(&s->mu);
                 s->backend->idle(s->backend);
+                sched_backend_check(s);
                 pthread_mutex_lock(&s->mu);
                 active = 0;
                 last = sched_now();
@@ -688,12 +713,13 @@ static void sched_stream(c2d_sched *s, sched_event **batch)
         }
         pthread_mutex_unlock(&s->mu);
         active = 1;
+        idle_wait = 0;
         if (n) {
             sched_feed_batch(s, batch, n);
         }
         c2_error err = {0};
         if (s->backend->poll(s->backend, n ? 0.0 : 1e-3, &err) < 0) {
-            c2d_log(C2D_LOG_ERROR, "backend %s: %s", s->backend->name, err.msg);
+            sched_backend_check(s); /* its events were answered with the reason */
         }
         double now = sched_now();
         pthread_mutex_lock(&s->mu);

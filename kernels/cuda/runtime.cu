@@ -199,9 +199,12 @@ __device__ void rt_finish(const rt_dev &d, bool fin, const c2_photon &p, uint32_
             unsigned long long q = atomicAdd(d.ncompleted, 1ull) % RT_NE;
             cuda::atomic_ref<unsigned long long, cuda::thread_scope_system>(d.completed[q]).store(
                 g + 1, cuda::memory_order_release);
-            __threadfence_system(); /* the completion before this lane's window count, which may post */
+            __threadfence_system(); /* the completion before the window counts, which may post */
+        } else {
+            __threadfence(); /* the event's counts before the window counts */
         }
     }
+    __syncwarp(fm);
     /* per window */
     unsigned wg = __match_any_sync(fm, k);
     if ((int)rt_lane() == __ffs(wg) - 1) {
@@ -248,6 +251,13 @@ __device__ int rt_claim(const rt_dev &d, unsigned long long &lo, unsigned long l
     return 0;
 }
 
+/* Whether the quit doorbell says at least `level`, agreed by the whole
+ * warp (a vote, so that it leaves together). */
+__device__ __forceinline__ bool rt_quit(const rt_dev &d, unsigned long long level)
+{
+    return __any_sync(RT_FULL, rt_load(d.quit) >= level);
+}
+
 /* The persistent kernel. Lane 0 keeps the warp's reservation and hands its
  * tickets to empty lanes as far as the host released them. */
 __global__ void __launch_bounds__(RT_BLOCK) rt_persistent(rt_dev d)
@@ -283,7 +293,7 @@ __global__ void __launch_bounds__(RT_BLOCK) rt_persistent(rt_dev d)
         }
         unsigned busy = __ballot_sync(RT_FULL, has || fin);
         if (!busy) {
-            if (rt_load(d.quit)) {
+            if (rt_quit(d, 1)) {
                 return; /* quit 1 comes only when every released photon is finished */
             }
             __nanosleep(500); /* waiting for the host to release a window */
@@ -300,7 +310,7 @@ __global__ void __launch_bounds__(RT_BLOCK) rt_persistent(rt_dev d)
             }
         }
         rt_finish(d, fin, p, e, t);
-        if ((iter & 255u) == 0 && rt_load(d.quit) == 2) {
+        if ((iter & 255u) == 0 && rt_quit(d, 2)) {
             return;
         }
     }
@@ -719,6 +729,8 @@ static int rt_start(c2c_runtime *rt, const c2c_geometry *dg, uint64_t window, in
         C2C_CHECK(cudaStreamSynchronize(rt->ds), "finishing doorbells");
         C2C_CHECK(cudaStreamSynchronize(rt->cs), "finishing doorbells");
         C2C_CHECK(cudaMemsetAsync(ctl, 0, ctl_bytes, rt->ks), "starting the kernel");
+        /* done before any doorbell (stream cs) can be written */
+        C2C_CHECK(cudaStreamSynchronize(rt->ks), "starting the kernel");
         C2C_CHECK(cudaEventRecord(rt->k0, rt->ks), "timing");
         rt->warps = 0;
         if (!rt->params.wavefront) {
@@ -781,6 +793,9 @@ static int rt_release(c2c_runtime *rt, c2_error *err)
     int rc = 0;
     const uint64_t nwin0 = rt->nwin;
     rt_win *hw = (rt_win *)rt->host[RT_H_WINS].p;
+    if (rt->oldest == rt->nwin) {
+        rt->last_post = c2c_now(); /* the watchdog counts from the first window in flight */
+    }
     for (rt_feed *f = rt->feeds; f; f = f->next) {
         while (f->windowed < f->total && rt->nwin - rt->oldest < RT_NW) {
             const uint64_t size = f->total - f->windowed < rt->W ? f->total - f->windowed : rt->W;
@@ -921,6 +936,16 @@ static int rt_deliver(c2c_runtime *rt, rt_feed *f, uint32_t e0, uint32_t e1, c2_
         }
         const uint64_t photons = f->first[e + 1] - f->first[e];
         const rt_evstat *st = &hs[(f->ev0 + e) % RT_NE];
+        /* ring slots are taken before they are written, so an entry may wait
+         * behind one whose lane has not stored yet: it comes within moments */
+        for (double give_up = 0; photons && !(f->state[e] & RT_EV_COMPLETED);) {
+            const double now = c2c_now();
+            give_up = give_up ? give_up : now + 1.0;
+            if (now > give_up) {
+                break;
+            }
+            rt_read_completions(rt);
+        }
         if (photons && (st->done != photons || (f->state[e] & ~RT_EV_CANCELLED) != RT_EV_COMPLETED)) {
             return c2i_fail(err, C2_EIO, "cuda runtime: event %u of a feed: %u of %llu photons finished, %s", e,
                             st->done, (unsigned long long)photons,
@@ -1124,8 +1149,9 @@ static int rt_pass(c2c_runtime *rt, int *delivered, c2_error *err)
 
 extern "C" int c2c_runtime_poll(c2c_runtime *rt, double wait_s, c2_error *err)
 {
-    if (rt->broken[0]) {
-        return -c2i_fail(err, C2_EIO, "%s", rt->broken);
+    if (rt->broken[0]) { /* anything still in flight fails now */
+        c2i_fail(err, C2_EIO, "%s", rt->broken);
+        return -rt_fail(rt, C2_EIO, rt->broken);
     }
     const double t_end = c2c_now() + wait_s;
     for (unsigned spins = 0;; spins++) {
@@ -1192,20 +1218,22 @@ extern "C" int c2c_runtime_feed(c2c_runtime *rt, const c2c_geometry *dg, const c
                         (unsigned long long)b.total);
     }
     /* a kernel of another geometry, or without room enough: restart it once what it runs is delivered */
-    if (rt->running && (rt->dg != dg || (ends && !rt->d.ends) || b.size > rt->arena_cap)) {
+    if (rt->running && (rt->dg != dg || (ends && !rt->d.ends) || b.size + 256 > rt->arena_cap)) {
         if ((rc = c2c_runtime_quiesce(rt, err))) {
             return rc;
         }
     }
-    if (!rt->running && (rc = rt_start(rt, dg, window, ends, b.size, err))) {
+    if (!rt->running && (rc = rt_start(rt, dg, window, ends, b.size + 256, err))) {
         return rc;
     }
-    /* room: event slots and arena space, as deliveries free them */
+    /* room: event slots and arena space, as deliveries free them; blocks
+     * start 256-byte aligned (the block's own layout assumes so) */
+    const uint64_t span = (b.size + 255) & ~(uint64_t)255;
     uint64_t at = UINT64_MAX;
     for (;;) {
         const unsigned long long oldest = rt->feeds ? rt->feeds->ev0 : rt->ev_next;
-        at = rt->feeds ? rt_ring_fit(rt->arena_cap, rt->arena_head, rt->feeds->arena_off, 1, b.size)
-                       : rt_ring_fit(rt->arena_cap, 0, 0, 0, b.size);
+        at = rt->feeds ? rt_ring_fit(rt->arena_cap, rt->arena_head, rt->feeds->arena_off, 1, span)
+                       : rt_ring_fit(rt->arena_cap, 0, 0, 0, span);
         if (rt->ev_next + n - oldest <= RT_NE && at != UINT64_MAX) {
             break;
         }
@@ -1283,7 +1311,7 @@ extern "C" int c2c_runtime_feed(c2c_runtime *rt, const c2c_geometry *dg, const c
     }
     rt->ev_next += n;
     rt->inflight += n;
-    rt->arena_head = at + b.size;
+    rt->arena_head = at + span;
     for (uint32_t e = 0; e < n; e++) {
         f->empties += f->first[e + 1] == f->first[e]; /* delivered by the next poll */
     }
@@ -1298,14 +1326,14 @@ extern "C" int c2c_runtime_feed(c2c_runtime *rt, const c2c_geometry *dg, const c
     }
     return 0;
 out:
-    if (f && rc == C2_EIO) { /* not in the list yet: the caller keeps its events */
-        rt_break(rt, err ? err->msg : "cuda runtime: a CUDA call failed");
-    }
-    if (f) {
+    if (f) { /* not in the list yet: the caller keeps its events */
         for (uint32_t e = 0; e < n; e++) {
             c2_event_result_free(&results[e]);
         }
         rt_feed_free(f);
+    }
+    if (rc == C2_EIO) { /* the device failed: the events fed before fail with it */
+        rt_fail(rt, rc, err ? err->msg : "cuda runtime: a CUDA call failed");
     }
     return rc;
 }
