@@ -238,7 +238,7 @@ test:
 	    $(BUILD)/tsan/bin/chroma2d $(BUILD)/tsan/bin/c2-test-client $(BUILD)/tsan/bin/chroma2ctl
 	@$(MAKE) --no-print-directory $(FUZZ_PROTO)
 	@C2T_DAEMON=$(DAEMON_BIN) tests/run "plain:$(TEST_BIN)" \
-	    "asan+ubsan:env C2T_DAEMON=$(BUILD)/san/bin/chroma2d C2T_CLIENT=$(BUILD)/san/bin/c2-test-client \
+	    "asan+ubsan:env ASAN_OPTIONS=allocator_may_return_null=1 C2T_DAEMON=$(BUILD)/san/bin/chroma2d C2T_CLIENT=$(BUILD)/san/bin/c2-test-client \
 	    C2T_CTL=$(BUILD)/san/bin/chroma2ctl $(BUILD)/san/bin/c2-tests" \
 	    "tsan:env TSAN_OPTIONS=halt_on_error=1:exitcode=66 C2T_DAEMON=$(BUILD)/tsan/bin/chroma2d \
 	    C2T_CLIENT=$(BUILD)/tsan/bin/c2-test-client C2T_CTL=$(BUILD)/tsan/bin/chroma2ctl \
