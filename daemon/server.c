@@ -117,6 +117,18 @@ void c2d_work_reply(c2d_work *w, nng_msg *msg)
     nng_ctx_send(w->ctx, w->aio);
 }
 
+/* out, or NULL with err set when its packing ran out of memory (the
+ * caller then answers with the error). */
+static nng_msg *server_whole(nng_msg *out, c2p_err *err)
+{
+    if (out && c2p_nng_failed(out)) {
+        nng_msg_free(out);
+        c2i_fail(err, C2P_INTERNAL, "out of memory for the reply");
+        return NULL;
+    }
+    return out;
+}
+
 /* ---- request handlers: each returns the reply, or NULL when the
  * scheduler took the request ---- */
 
@@ -358,11 +370,7 @@ static void server_build_one(c2d_server *srv, struct server_build *b, int refuse
     } else {
         out = server_load_geometry(srv, &b->req, &err);
     }
-    if (out && c2p_nng_failed(out)) {
-        nng_msg_free(out);
-        out = NULL;
-        c2i_fail(&err, C2P_INTERNAL, "out of memory for the reply");
-    }
+    out = server_whole(out, &err);
     if (!out) {
         c2d_log(C2D_LOG_INFO, "request %llu (load_geometry): %s: %s", (unsigned long long)b->req.id,
                 c2p_error_name(err.code), err.msg);
@@ -607,12 +615,7 @@ static void server_work_cb(void *arg)
             if (req.type == C2P_T_LOAD_GEOMETRY && server_build_later(srv, w, msg, &req) == 0) {
                 return; /* the builder owns msg and req, and answers */
             }
-            out = server_handle(srv, w, &req, msg, &taken, &err);
-            if (out && c2p_nng_failed(out)) {
-                nng_msg_free(out);
-                out = NULL;
-                c2i_fail(&err, C2P_INTERNAL, "out of memory for the reply");
-            }
+            out = server_whole(server_handle(srv, w, &req, msg, &taken, &err), &err);
         }
         if (!taken && !out) {
             c2d_log(C2D_LOG_INFO, "connection %u request %llu (%s): %s: %s", pipe, (unsigned long long)req.id,
