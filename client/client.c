@@ -374,10 +374,15 @@ static void req_free(client_req *q)
 }
 
 /* Starts a request whose body the caller has packed after the head, with n
- * futures (kind REQ_EVENTS: one per event) into out[0..n). */
+ * futures (kind REQ_EVENTS: one per event) into out[0..n). Takes msg, and
+ * refuses it when its packing ran out of memory. */
 static int future_start(c2_client *c, int kind, uint32_t n, uint32_t timeout_ms, nng_msg *msg, uint64_t id,
                         c2_future **out, c2_error *err)
 {
+    if (c2p_nng_failed(msg)) { /* its packing ran out of memory */
+        nng_msg_free(msg);
+        return c2i_fail(err, C2_ENOMEM, "out of memory packing request %llu", (unsigned long long)id);
+    }
     client_req *q = calloc(1, sizeof *q);
     c2_future **fs = q ? calloc(n, sizeof *fs) : NULL;
     int rv = fs ? 0 : NNG_ENOMEM;
@@ -591,10 +596,6 @@ static int client_call_packed(c2_client *c, c2p_type type, void (*body)(msgpack_
     if (body) {
         body(&pk, arg);
     }
-    if (c2p_nng_failed(msg)) {
-        nng_msg_free(msg);
-        return c2i_fail(err, C2_ENOMEM, "out of memory");
-    }
     c2_future *f;
     int rc = future_start(c, REQ_CALL, 1, timeout_ms, msg, id, &f, err);
     if (rc) {
@@ -742,10 +743,6 @@ static int client_send_events(c2_client *c, int kind, const c2p_event *pe, uint3
         c2p_pack_events(&pk, id, pe, n);
     } else {
         c2p_pack_event(&pk, id, pe);
-    }
-    if (c2p_nng_failed(msg)) {
-        nng_msg_free(msg);
-        return c2i_fail(err, C2_ENOMEM, "out of memory for a request of %zu bytes", size);
     }
     /* With a deadline, the daemon answers by then (DEADLINE at worst); the
      * grace covers the reply's transfer. If nothing comes, the daemon is
