@@ -73,6 +73,7 @@ struct c2d_sched {
     c2d_counts counts;
     uint64_t window_photons;
     double window_busy, window_reply, window_start; /* seconds running batches, answering them */
+    double reply_pending; /* answering time not yet in window_reply: the backend thread's own */
     pthread_t thread;
 };
 
@@ -569,10 +570,7 @@ static void sched_finish(c2d_sched *s, sched_event *e, int rc, const c2_event_re
         }
         sched_event_free(s, e);
     }
-    double tb = sched_now();
-    pthread_mutex_lock(&s->mu);
-    s->window_reply += tb - ta;
-    pthread_mutex_unlock(&s->mu);
+    s->reply_pending += sched_now() - ta; /* added to window_reply where the backend thread next locks */
 }
 
 /* A backend that runs a batch at a time (cpu): run it, answer each event. */
@@ -590,9 +588,6 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
         rc = s->backend->run(s->backend, batch[0]->geom->g, ev, n, res, &err);
     }
     double t1 = sched_now();
-    pthread_mutex_lock(&s->mu);
-    s->window_busy += t1 - t0;
-    pthread_mutex_unlock(&s->mu);
     for (uint32_t i = 0; i < n; i++) {
         sched_finish(s, batch[i], rc, res ? &res[i] : NULL, err.msg, t0, t1);
         if (res) {
@@ -601,6 +596,11 @@ static void sched_run_batch(c2d_sched *s, sched_event **batch, uint32_t n)
     }
     free(ev);
     free(res);
+    pthread_mutex_lock(&s->mu);
+    s->window_busy += t1 - t0;
+    s->window_reply += s->reply_pending;
+    s->reply_pending = 0;
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* A batch handed to a streaming backend (cuda): its events are answered
@@ -693,6 +693,7 @@ static void sched_stream(c2d_sched *s, sched_event **batch)
                 ts.tv_nsec %= 1000000000L;
                 pthread_cond_timedwait(&s->cv, &s->mu, &ts);
                 idle_wait = 1;
+                last = sched_now(); /* nothing was in flight while it waited */
                 continue;
             }
             if (active) { /* idle: let the device go, then wait */
@@ -724,6 +725,8 @@ static void sched_stream(c2d_sched *s, sched_event **batch)
         double now = sched_now();
         pthread_mutex_lock(&s->mu);
         s->window_busy += now - last; /* events were in flight all along */
+        s->window_reply += s->reply_pending;
+        s->reply_pending = 0;
         last = now;
     }
     pthread_mutex_unlock(&s->mu);
