@@ -30,6 +30,7 @@
     X(engine_columns_as_records)       \
     X(engine_rejects_bad_events)      \
     X(engine_flag_names)              \
+    X(engine_radix_order)             \
     X(engine_channel_summary)         \
     X(proto_event_round_trip)         \
     X(proto_result_round_trip)        \

@@ -284,9 +284,41 @@ TEST(engine_flag_names)
           "error names");
 }
 
+/* The radix order against the plain definition: keys of every width
+ * that changes the digits (1, 11, 12, 22, 23 and 32 bits), many equal
+ * keys (stable: equal keys keep their order), no key and one key. */
+TEST(engine_radix_order)
+{
+    enum { N = 20000 };
+    static const int widths[] = {1, 11, 12, 22, 23, 32};
+    uint32_t *keys = malloc(N * sizeof *keys), *order = malloc(2 * N * sizeof *order);
+    uint32_t x = 777;
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        for (uint32_t n = 0; n <= N; n = n ? n * 10 : 1) {
+            const uint32_t mask = widths[w] == 32 ? UINT32_MAX : (1u << widths[w]) - 1;
+            for (uint32_t i = 0; i < n; i++) {
+                x = x * 1664525u + 1013904223u;
+                keys[i] = (i % 3 ? x : x >> 13) & mask; /* a third with few distinct values */
+            }
+            c2i_radix_order(keys, n, order, order + N);
+            for (uint32_t i = 1; i < n; i++) {
+                const uint32_t a = order[i - 1], b = order[i];
+                CHECK(keys[a] < keys[b] || (keys[a] == keys[b] && a < b),
+                      "%d-bit keys, n %u: position %u: key %u (index %u) before key %u (index %u)", widths[w], n, i,
+                      keys[a], a, keys[b], b);
+            }
+            for (uint32_t i = 0; i < n; i++) { /* distinct (above) and below n: a permutation */
+                CHECK(order[i] < n, "%d-bit keys, n %u: index %u out of range", widths[w], n, order[i]);
+            }
+        }
+    }
+    free(keys);
+    free(order);
+}
+
 /* The channel summary against a brute-force count: channel ids dense (a
  * table by channel) and sparse (up to 300000 for 50000 hits: sorted, with
- * ids that use both 16-bit digits of the radix sort), and weights that
+ * ids that take two digits of the radix sort), and weights that
  * make the summation order visible. */
 TEST(engine_channel_summary)
 {

@@ -288,25 +288,37 @@ static int eng_cmp_hit(const void *a, const void *b)
 
 void c2i_radix_order(const uint32_t *keys, uint32_t n, uint32_t *order, uint32_t *tmp)
 {
-    uint32_t *a = tmp, *count = tmp + n;
+    uint32_t top = 0;
     for (uint32_t i = 0; i < n; i++) {
-        a[i] = i;
+        top |= keys[i];
     }
-    for (int pass = 0; pass < 2; pass++) { /* a -> order, then order -> a */
-        const int shift = 16 * pass;
-        uint32_t *in = pass ? order : a, *out = pass ? a : order;
-        memset(count, 0, 65537 * sizeof *count);
+    int bits = 0;
+    while (bits < 32 && top >> bits) {
+        bits++;
+    }
+    /* digits of at most 11 bits: their counts stay in L1 and the scatter
+     * writes to few places; as many passes as the largest key needs */
+    const int passes = bits ? (bits + 10) / 11 : 1, width = bits ? (bits + passes - 1) / passes : 1;
+    const uint32_t mask = (1u << width) - 1;
+    uint32_t count[(1u << 11) + 1];
+    /* the last pass writes order */
+    uint32_t *in = NULL, *out = passes % 2 ? order : tmp;
+    for (int pass = 0; pass < passes; pass++) {
+        const int shift = pass * width;
+        memset(count, 0, (mask + 2) * sizeof *count);
         for (uint32_t i = 0; i < n; i++) {
-            count[((keys[in[i]] >> shift) & 0xffffu) + 1]++;
+            count[((keys[in ? in[i] : i] >> shift) & mask) + 1]++;
         }
-        for (uint32_t d = 0; d < 65536; d++) {
+        for (uint32_t d = 0; d <= mask; d++) {
             count[d + 1] += count[d];
         }
         for (uint32_t i = 0; i < n; i++) {
-            out[count[(keys[in[i]] >> shift) & 0xffffu]++] = in[i];
+            const uint32_t k = in ? in[i] : i;
+            out[count[(keys[k] >> shift) & mask]++] = k;
         }
+        in = out;
+        out = out == order ? tmp : order;
     }
-    memcpy(order, a, (size_t)n * sizeof *order);
 }
 
 /* Adds hit h (of photon weight w) to summary c, opened at the first one. */
@@ -343,7 +355,7 @@ int c2i_result_channels(c2_event_result *r, const c2_event *ev)
     }
     const int dense = (uint64_t)top < 65536u + 4ull * nh;
     c2_channel_summary *sum = calloc(dense ? (size_t)top + 1 : nh, sizeof *sum);
-    uint32_t *keys = dense ? NULL : malloc(((size_t)3 * nh + 65537) * sizeof *keys);
+    uint32_t *keys = dense ? NULL : malloc((size_t)3 * nh * sizeof *keys);
     if (!sum || (!dense && !keys)) {
         free(sum);
         free(keys);

@@ -59,8 +59,8 @@ float c2i_event_weight(const c2_event *ev, uint32_t i);
 int c2i_result_channels(c2_event_result *r, const c2_event *ev);
 
 /* A stable sort of n 32-bit keys: order[i] is the index of the i-th
- * smallest (equal keys keep their order). LSD radix, two 16-bit digits,
- * linear in n; tmp holds n + 65537 words. */
+ * smallest (equal keys keep their order). LSD radix with digits of up to
+ * 11 bits, as many as the largest key needs; tmp holds n words. */
 void c2i_radix_order(const uint32_t *keys, uint32_t n, uint32_t *order, uint32_t *tmp);
 
 #ifdef __cplusplus
