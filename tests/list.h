@@ -70,4 +70,4 @@
     X(cuda_runtime_stop_and_edges)     \
     X(cuda_runtime_feeds_while_running) \
     X(queue_every_item_once)           \
-    X(queue_baselines_same_work)
+    X(queue_ways_same_work)

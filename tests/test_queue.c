@@ -66,16 +66,23 @@ TEST(queue_every_item_once)
     run_checked(&one, "persistent n=5000 on one block of 8 warps, via ring");
 }
 
-TEST(queue_baselines_same_work)
+TEST(queue_ways_same_work)
 {
     need_device();
-    for (int mode = C2Q_WAVEFRONT; mode <= C2Q_LOOP; mode++) {
-        for (uint32_t flops = 4; flops <= 64; flops += 60) {
-            c2q_synth_params p = {.mode = (c2q_mode)mode, .nitems = c2t_cap(1u << 20), .flops = flops,
-                                  .spawn_every = 3, .check_values = 1};
-            char what[64];
-            snprintf(what, sizeof what, "%s n=2^20 %u flops/step", mode == C2Q_WAVEFRONT ? "wavefront" : "loop",
-                     flops);
+    /* every way at light, heavy (64: one chain) and compute-bound (1024)
+     * steps, geometric lifetimes at 64; the persistent way's light steps
+     * are queue_every_item_once's. The host recomputes every value. */
+    static const char *names[] = {"persistent", "wavefront", "loop"};
+    for (int mode = C2Q_PERSISTENT; mode <= C2Q_LOOP; mode++) {
+        for (uint32_t flops = 4; flops <= 1024; flops *= 16) {
+            if (mode == C2Q_PERSISTENT && flops == 4) {
+                continue;
+            }
+            c2q_synth_params p = {.mode = (c2q_mode)mode, .nitems = c2t_cap(flops == 1024 ? 1u << 16 : 1u << 20),
+                                  .geometric = flops == 64, .flops = flops, .spawn_every = 3, .check_values = 1};
+            char what[80];
+            snprintf(what, sizeof what, "%s n=%u %u flops/step%s", names[mode], p.nitems, flops,
+                     p.geometric ? ", geometric lifetimes" : "");
             run_checked(&p, what);
         }
     }

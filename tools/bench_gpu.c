@@ -37,11 +37,12 @@ static int bench_queues(uint32_t nitems)
                 {C2Q_PERSISTENT, 1, "persistent, every step through the ring"},
                 {C2Q_WAVEFRONT, 0, "wavefront, one step per launch"},
                 {C2Q_LOOP, 0, "per-thread loop"}};
-    printf("| items | flops/step | way | ms | G steps/s | ring pushes |\n|---|---|---|---|---|---|\n");
-    for (uint32_t flops = 4; flops <= 64; flops += 60) {
+    printf("| items | lifetimes | flops/step | way | ms | G steps/s | ring pushes |\n|---|---|---|---|---|---|---|\n");
+    for (int geo = 0; geo <= 1; geo++) {
+    for (uint32_t flops = 4; flops <= 1024; flops *= 16) {
         for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
-            c2q_synth_params p = {.mode = ways[w].mode, .nitems = nitems, .flops = flops, .spawn_every = 4,
-                                  .yield_steps = ways[w].yield, .watchdog_s = 60};
+            c2q_synth_params p = {.mode = ways[w].mode, .nitems = nitems, .geometric = geo, .flops = flops,
+                                  .spawn_every = 4, .yield_steps = ways[w].yield, .watchdog_s = 60};
             c2q_synth_result best = {0}, r;
             c2_error err = {0};
             for (int rep = 0; rep < 3; rep++) {
@@ -57,9 +58,11 @@ static int bench_queues(uint32_t nitems)
                     best = r;
                 }
             }
-            printf("| %u | %u | %s | %.3f | %.2f | %llu |\n", nitems, flops, ways[w].name, 1e3 * best.seconds,
-                   1e-9 * (double)best.steps / best.seconds, (unsigned long long)best.pushes);
+            printf("| %u | %s | %u | %s | %.3f | %.2f | %llu |\n", nitems, geo ? "geometric" : "uniform", flops,
+                   ways[w].name, 1e3 * best.seconds, 1e-9 * (double)best.steps / best.seconds,
+                   (unsigned long long)best.pushes);
         }
+    }
     }
     printf("\n");
     return 0;

@@ -35,7 +35,9 @@ typedef enum { C2Q_PERSISTENT = 0, C2Q_WAVEFRONT = 1, C2Q_LOOP = 2 } c2q_mode;
 typedef struct c2q_synth_params {
     c2q_mode mode;
     uint32_t nitems;      /* original items; each lives 1..39 steps (mean 20), a hash of its id */
-    uint32_t flops;       /* arithmetic per step: 4 (light) or 64 (heavy) */
+    int geometric;        /* lifetimes geometric instead (mean 20, up to 149), as photon histories */
+    uint32_t flops;       /* arithmetic per step: 4 (light), 64 (one dependent chain: latency-bound)
+                             or 1024 (four chains: compute-bound) */
     uint32_t spawn_every; /* every k-th original item spawns one child when it ends (0: none) */
     /* persistent only: */
     uint32_t batch;       /* the host feeds the input in batches of this many while the kernel

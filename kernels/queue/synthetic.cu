@@ -6,7 +6,7 @@
  * An item is a float; a step reads a table entry at a pseudo-random place
  * (latency, as a photon step reading the geometry) and does FLOPS of
  * arithmetic with it. An item lives
- * syn_life(id) steps and may spawn one child (id n + parent) when it ends,
+ * syn_life(id) steps (uniform or geometric) and may spawn one child (id n + parent) when it ends,
  * so every way does exactly the same work and the host can compute every
  * item's final value bit for bit (fmaf is exact on both sides).
  *
@@ -39,7 +39,22 @@ __host__ __device__ static inline uint32_t syn_hash(uint32_t x)
     x ^= x >> 16;
     return x;
 }
-__host__ __device__ static inline uint32_t syn_life(uint32_t id) { return 1u + syn_hash(id) % SYN_MAX_LIFE; }
+/* An item's lifetime: uniform 1..39, or (geo given) geometric with mean
+ * 20, as photon histories are (absorption and scattering are memoryless),
+ * drawn from a table of its 1024 quantiles so that host and device agree
+ * bit for bit. */
+#define SYN_GEO_TABLE 1024u
+__host__ __device__ static inline uint32_t syn_life(const uint8_t *geo, uint32_t id)
+{
+    const uint32_t h = syn_hash(id);
+    return geo ? geo[h & (SYN_GEO_TABLE - 1)] : 1u + h % SYN_MAX_LIFE;
+}
+static void syn_geo_fill(uint8_t *t)
+{
+    for (uint32_t i = 0; i < SYN_GEO_TABLE; i++) { /* 1 + floor(X), X exponential with P(X >= k) = 0.95^k */
+        t[i] = (uint8_t)(1.0 + floor(log1p(-(i + 0.5) / SYN_GEO_TABLE) / log(0.95)));
+    }
+}
 __host__ __device__ static inline float syn_x0(uint32_t id)
 {
     return (float)(syn_hash(id ^ 0x9e3779b9u) & 0xffffu) * (1.0f / 65536.0f);
@@ -53,18 +68,33 @@ __host__ __device__ static inline bool syn_spawns(uint32_t id, uint32_t n, uint3
 #define SYN_TABLE (1u << 18)
 __host__ __device__ static inline float syn_table_value(uint32_t i) { return 0.99f + (float)(syn_hash(i) & 1023u) * 1e-5f; }
 
+/* A step: a table read, then FLOPS of arithmetic. Up to 64 flops it is
+ * one dependent chain of fmaf (latency-bound, like the read); from 256 it
+ * is four independent chains, averaged, that keep the FMA pipes busy: a
+ * compute-bound step, where a lane without work wastes issue slots. */
 template <int FLOPS> __host__ __device__ static inline float syn_step(const float *table, uint32_t id, uint32_t step, float x)
 {
-    float a = table[syn_hash(id * 64u + step) & (SYN_TABLE - 1)];
-    for (int i = 0; i < FLOPS / 2; i++) {
-        x = fmaf(x, a, 0.0007f);
+    constexpr int CH = FLOPS >= 256 ? 4 : 1;
+    const float a = table[syn_hash(id * 64u + step) & (SYN_TABLE - 1)];
+    float c[CH];
+    for (int k = 0; k < CH; k++) {
+        c[k] = x + 0.001f * (float)k; /* distinct, so that no compiler merges the chains */
     }
-    return x;
+    for (int i = 0; i < FLOPS / 2 / CH; i++) {
+        for (int k = 0; k < CH; k++) {
+            c[k] = fmaf(c[k], a, 0.0007f);
+        }
+    }
+    if (CH == 1) {
+        return c[0];
+    }
+    return (c[0] + c[1] + c[2 % CH] + c[3 % CH]) * 0.25f;
 }
 
 /* What every way writes when an item ends. */
 struct syn_out {
     const float *table; /* SYN_TABLE values */
+    const uint8_t *geo; /* geometric lifetimes' table, or NULL: uniform */
     float *x;
     uint32_t *steps;
     uint32_t *ends; /* times the item ended: 1 when right */
@@ -87,7 +117,7 @@ template <int FLOPS> __global__ void syn_loop(syn_out o, uint32_t n, uint32_t ev
     }
     for (;;) {
         float x = syn_x0(id);
-        uint32_t life = syn_life(id);
+        uint32_t life = syn_life(o.geo, id);
         for (uint32_t s = 0; s < life; s++) {
             x = syn_step<FLOPS>(o.table, id, s, x);
         }
@@ -129,7 +159,7 @@ template <int FLOPS> __global__ void syn_wave_step(syn_wave w, uint32_t count, s
     }
     uint32_t id = w.id[i], steps = w.steps[i] + 1;
     float x = syn_step<FLOPS>(o.table, id, steps - 1, w.x[i]);
-    bool ended = steps == syn_life(id);
+    bool ended = steps == syn_life(o.geo, id);
     if (ended) {
         syn_end(o, id, x, steps);
     }
@@ -260,7 +290,7 @@ template <int FLOPS> __global__ void __launch_bounds__(SYN_BLOCK) syn_persistent
                 if (c2q_pop(d.spawn, !has, &it)) {
                     id = it;
                     x = syn_x0(id);
-                    left = syn_life(id);
+                    left = syn_life(d.o.geo, id);
                     steps = 0;
                     has = true;
                     since = 0;
@@ -275,7 +305,7 @@ template <int FLOPS> __global__ void __launch_bounds__(SYN_BLOCK) syn_persistent
                 if (!has && rank < k) {
                     id = __ldcg(&d.staging[first + (unsigned long long)rank]);
                     x = syn_x0(id);
-                    left = syn_life(id);
+                    left = syn_life(d.o.geo, id);
                     steps = 0;
                     has = true;
                     since = 0;
@@ -310,7 +340,7 @@ template <int FLOPS> __global__ void __launch_bounds__(SYN_BLOCK) syn_persistent
         } else if (child) { /* it starts in its parent's lane */
             id += d.n;
             x = syn_x0(id);
-            left = syn_life(id);
+            left = syn_life(d.o.geo, id);
             steps = 0;
             ended = false;
         }
@@ -360,8 +390,8 @@ static cudaError_t syn_alloc(void **ptr, size_t bytes, void **buf, int *nbuf)
 
 /* Checks every item against the host's arithmetic. */
 template <int FLOPS>
-static void syn_verify(const c2q_synth_params *p, const float *table, const float *x, const uint32_t *steps,
-                       const uint32_t *ends, c2q_synth_result *r)
+static void syn_verify(const c2q_synth_params *p, const float *table, const uint8_t *geo, const float *x,
+                       const uint32_t *steps, const uint32_t *ends, c2q_synth_result *r)
 {
     uint32_t n = p->nitems;
     for (uint64_t id = 0; id < 2ull * n; id++) {
@@ -370,7 +400,7 @@ static void syn_verify(const c2q_synth_params *p, const float *table, const floa
             r->duplicated += ends[id] != 0; /* ended without existing: counted as a duplicate */
             continue;
         }
-        uint32_t life = syn_life((uint32_t)id);
+        uint32_t life = syn_life(geo, (uint32_t)id);
         r->expected_items++;
         r->expected_steps += life;
         if (ends[id] == 0) {
@@ -398,6 +428,7 @@ template <int FLOPS> static int syn_run(const c2q_synth_params *p, c2q_synth_res
     int nbuf = 0;
     uint32_t *host_ids = NULL;
     float *htable = NULL;
+    uint8_t hgeo[SYN_GEO_TABLE];
     float *hx = (float *)malloc(n2 * sizeof(float));
     uint32_t *hsteps = (uint32_t *)malloc(n2 * sizeof(uint32_t)), *hends = (uint32_t *)malloc(n2 * sizeof(uint32_t));
     cudaStream_t ks = NULL, fs = NULL, ws = NULL;
@@ -422,11 +453,16 @@ template <int FLOPS> static int syn_run(const c2q_synth_params *p, c2q_synth_res
     for (uint32_t i = 0; i < SYN_TABLE; i++) {
         htable[i] = syn_table_value(i);
     }
+    syn_geo_fill(hgeo);
     {
         float *dtable;
+        uint8_t *dgeo;
         SYN_ALLOC(dtable, SYN_TABLE * sizeof(float));
+        SYN_ALLOC(dgeo, sizeof hgeo);
         C2C_CHECK(cudaMemcpy(dtable, htable, SYN_TABLE * sizeof(float), cudaMemcpyHostToDevice), "table");
+        C2C_CHECK(cudaMemcpy(dgeo, hgeo, sizeof hgeo, cudaMemcpyHostToDevice), "table");
         o.table = dtable;
+        o.geo = p->geometric ? dgeo : NULL;
     }
     SYN_ALLOC(o.x, n2 * sizeof(float));
     SYN_ALLOC(o.steps, n2 * sizeof(uint32_t));
@@ -572,7 +608,7 @@ template <int FLOPS> static int syn_run(const c2q_synth_params *p, c2q_synth_res
     C2C_CHECK(cudaMemcpy(hx, o.x, n2 * sizeof(float), cudaMemcpyDeviceToHost), "results");
     C2C_CHECK(cudaMemcpy(hsteps, o.steps, n2 * sizeof(uint32_t), cudaMemcpyDeviceToHost), "results");
     C2C_CHECK(cudaMemcpy(hends, o.ends, n2 * sizeof(uint32_t), cudaMemcpyDeviceToHost), "results");
-    syn_verify<FLOPS>(p, htable, hx, hsteps, hends, r);
+    syn_verify<FLOPS>(p, htable, p->geometric ? hgeo : NULL, hx, hsteps, hends, r);
 out:
     if (rc && rc != C2_EINVAL && p->mode == C2Q_PERSISTENT) {
         /* a kernel may still be running: leave its buffers, the process must exit */
@@ -608,5 +644,8 @@ extern "C" int c2q_synth_run(const c2q_synth_params *p, c2q_synth_result *r, c2_
     if (p->flops == 64) {
         return syn_run<64>(p, r, err);
     }
-    return c2i_fail(err, C2_EINVAL, "synthetic run: flops %u (4 or 64)", p->flops);
+    if (p->flops == 1024) {
+        return syn_run<1024>(p, r, err);
+    }
+    return c2i_fail(err, C2_EINVAL, "synthetic run: flops %u (4, 64 or 1024)", p->flops);
 }
