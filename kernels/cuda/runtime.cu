@@ -550,6 +550,31 @@ out:
     return rt;
 }
 
+/* Waits up to 5 s for the kernel, told to quit, to end. Returns
+ * cudaSuccess when it ended, cudaErrorNotReady when it still runs, or the
+ * error it ended with. */
+static cudaError_t rt_wait_end(c2c_runtime *rt)
+{
+    const double t_give_up = c2c_now() + 5.0;
+    cudaError_t q;
+    while ((q = cudaEventQuery(rt->k1)) == cudaErrorNotReady && c2c_now() < t_give_up) {
+        struct timespec nap = {0, 20000};
+        nanosleep(&nap, NULL);
+    }
+    rt->running = q == cudaErrorNotReady;
+    return q;
+}
+
+/* Sends the kernel away now (quit 2); a kernel that stays breaks the
+ * runtime. */
+static void rt_abort(c2c_runtime *rt)
+{
+    if (rt->running &&
+        (rt->write64(rt->ds, (CUdeviceptr)rt->d.quit, 2, 0) != CUDA_SUCCESS || rt_wait_end(rt) == cudaErrorNotReady)) {
+        rt_break(rt, "cuda runtime: the persistent kernel did not stop when told to");
+    }
+}
+
 static void rt_feed_free(rt_feed *f)
 {
     free(f->first);
@@ -569,13 +594,12 @@ extern "C" void c2c_runtime_free(c2c_runtime *rt)
         rt->feeds = f->next;
         rt_feed_free(f);
     }
+    if (!rt->broken[0]) {
+        rt_abort(rt);
+    }
     if (rt->broken[0]) { /* CUDA calls may wait for ever on a kernel that did not stop: the process exits anyway */
         free(rt);
         return;
-    }
-    if (rt->running) {
-        rt->write64(rt->ds, (CUdeviceptr)rt->d.quit, 2, 0);
-        cudaStreamSynchronize(rt->ks);
     }
     for (int i = 0; i < RT_D_N; i++) {
         cudaFree(rt->dev[i].p);
@@ -601,26 +625,6 @@ extern "C" void c2c_runtime_free(c2c_runtime *rt)
 extern "C" const char *c2c_runtime_broken(const c2c_runtime *rt) { return rt->broken[0] ? rt->broken : NULL; }
 extern "C" uint32_t c2c_runtime_inflight(const c2c_runtime *rt) { return rt->inflight; }
 extern "C" uint32_t c2c_runtime_launches(const c2c_runtime *rt) { return rt->launches; }
-
-/* Sends the kernel away now (quit 2) and waits up to 5 s for it; a kernel
- * that stays breaks the runtime. */
-static void rt_abort(c2c_runtime *rt)
-{
-    if (!rt->running) {
-        return;
-    }
-    rt->write64(rt->ds, (CUdeviceptr)rt->d.quit, 2, 0);
-    const double t_give_up = c2c_now() + 5.0;
-    while (cudaEventQuery(rt->k1) == cudaErrorNotReady && c2c_now() < t_give_up) {
-        struct timespec nap = {0, 1000000};
-        nanosleep(&nap, NULL);
-    }
-    if (cudaEventQuery(rt->k1) == cudaErrorNotReady) {
-        rt_break(rt, "cuda runtime: the persistent kernel did not stop when told to");
-    } else {
-        rt->running = 0;
-    }
-}
 
 /* Ends the runtime's use of the device after a failure: the kernel is sent
  * away, the runtime broken (why), and every event in flight delivered with
@@ -766,23 +770,18 @@ static int rt_stop(c2c_runtime *rt, c2_error *err)
     if (!rt->running) {
         return 0;
     }
-    if (rt->write64(rt->ds, (CUdeviceptr)rt->d.quit, 1, 0) != CUDA_SUCCESS) {
-        const char *why = "cuda: ringing the quit doorbell failed";
-        return rt_fail(rt, c2i_fail(err, C2_EIO, "%s", why), why);
-    }
-    const double t_give_up = c2c_now() + 5.0;
+    const char *why = NULL;
     cudaError_t q;
-    while ((q = cudaEventQuery(rt->k1)) == cudaErrorNotReady && c2c_now() < t_give_up) {
-        struct timespec nap = {0, 20000};
-        nanosleep(&nap, NULL);
+    if (rt->write64(rt->ds, (CUdeviceptr)rt->d.quit, 1, 0) != CUDA_SUCCESS) {
+        why = "ringing the quit doorbell failed";
+    } else if ((q = rt_wait_end(rt)) != cudaSuccess) {
+        why = q == cudaErrorNotReady ? "still running after 5 s" : cudaGetErrorString(q);
     }
-    if (q != cudaSuccess) {
-        char why[200];
-        snprintf(why, sizeof why, "cuda runtime: the kernel did not end when idle: %s",
-                 q == cudaErrorNotReady ? "still running after 5 s" : cudaGetErrorString(q));
-        return rt_fail(rt, c2i_fail(err, C2_EIO, "%s", why), why);
+    if (why) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "cuda runtime: the kernel did not end when idle: %s", why);
+        return rt_fail(rt, c2i_fail(err, C2_EIO, "%s", msg), msg);
     }
-    rt->running = 0;
     return 0;
 }
 
@@ -938,12 +937,8 @@ static int rt_deliver(c2c_runtime *rt, rt_feed *f, uint32_t e0, uint32_t e1, c2_
         const rt_evstat *st = &hs[(f->ev0 + e) % RT_NE];
         /* ring slots are taken before they are written, so an entry may wait
          * behind one whose lane has not stored yet: it comes within moments */
-        for (double give_up = 0; photons && !(f->state[e] & RT_EV_COMPLETED);) {
-            const double now = c2c_now();
-            give_up = give_up ? give_up : now + 1.0;
-            if (now > give_up) {
-                break;
-            }
+        const double give_up = c2c_now() + 1.0;
+        while (photons && !(f->state[e] & RT_EV_COMPLETED) && c2c_now() < give_up) {
             rt_read_completions(rt);
         }
         if (photons && (st->done != photons || (f->state[e] & ~RT_EV_CANCELLED) != RT_EV_COMPLETED)) {
