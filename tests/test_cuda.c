@@ -139,6 +139,7 @@ static c2c_runtime *runtime_new(uint64_t window, int wavefront, uint32_t warps_p
     c2c_runtime_params p;
     memset(&p, 0, sizeof p);
     p.window = window;
+    p.pool_bytes = window ? 1 : 0; /* a forced window gets a pool of two: the ring wraps */
     p.wavefront = wavefront;
     p.warps_per_sm = warps_per_sm;
     p.watchdog_s = 60;

@@ -94,15 +94,27 @@ static int bench_physics(const c2_geometry *g, const c2c_geometry *dg, const uin
 {
     c2_error err = {0};
     c2_source *src = malloc(BENCH_SOURCES * sizeof *src);
-    enum { WAYS = 3 };
-    c2c_runtime *rt[WAYS] = {NULL, NULL, NULL};
-    static const char *names[WAYS] = {"GPU runtime, persistent (all warps that fit: the default)",
-                                      "GPU runtime, persistent (16 warps/SM)", "GPU runtime, wavefront mode"};
+    static const struct {
+        const char *name;
+        uint32_t warps_per_sm;
+        int wavefront;
+        uint64_t window;
+    } ways[] = {
+        {"GPU runtime, persistent (the default: all warps that fit, windows of 2^19)", 0, 0, 0},
+        {"GPU runtime, persistent (16 warps/SM)", 16, 0, 0},
+        {"GPU runtime, persistent (windows of 2^21)", 0, 0, 1u << 21},
+        {"GPU runtime, persistent (windows of 2^23)", 0, 0, 1u << 23},
+        {"GPU runtime, persistent (windows of 2^25)", 0, 0, 1u << 25},
+        {"GPU runtime, wavefront mode", 0, 1, 0},
+    };
+    enum { WAYS = sizeof ways / sizeof ways[0] };
+    c2c_runtime *rt[WAYS] = {NULL};
     for (int w = 0; w < WAYS; w++) {
         c2c_runtime_params rp;
         memset(&rp, 0, sizeof rp);
-        rp.warps_per_sm = w == 1 ? 16 : 0;
-        rp.wavefront = w == 2;
+        rp.warps_per_sm = ways[w].warps_per_sm;
+        rp.wavefront = ways[w].wavefront;
+        rp.window = ways[w].window;
         if (!src || !(rt[w] = c2c_runtime_new(&rp, &err))) {
             fprintf(stderr, "bench-gpu: %s\n", src ? err.msg : "out of memory");
             return 1;
@@ -148,7 +160,7 @@ static int bench_physics(const c2_geometry *g, const c2c_geometry *dg, const uin
             if (cpu > 0) {
                 snprintf(vs, sizeof vs, "%.0fx", cpu / best.seconds);
             }
-            printf("| %u | %s | %.4f | %.4f | %.4f | %.3g | %.3g | %u | %u x %llu | %s |\n", n, names[w], best.seconds,
+            printf("| %u | %s | %.4f | %.4f | %.4f | %.3g | %.3g | %u | %u x %llu | %s |\n", n, ways[w].name, best.seconds,
                    best.kernel_seconds, best.host_seconds, n / best.seconds, n / best.kernel_seconds, hits, best.windows,
                    (unsigned long long)best.window, vs);
         }

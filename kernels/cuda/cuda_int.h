@@ -47,12 +47,13 @@ int c2c_loop_run(const c2c_geometry *dg, const c2_event *events, uint32_t nevent
 typedef struct c2c_runtime c2c_runtime;
 
 typedef struct c2c_runtime_params {
-    /* Device memory for photons in flight (hits, end states, sort space);
-     * 0: a quarter of the free device memory, at most 4 GiB. Events are cut
-     * into windows of at most half of it, so an event of any size streams
-     * through while the host drains the windows that finished. */
+    /* Device memory for photons in flight (hits, end states), at least two
+     * windows; 0: a quarter of the free device memory, at most 4 GiB.
+     * Events are cut into windows of at most `window` photons that stream
+     * through it: the kernel runs ahead while the host drains the windows
+     * that finished. */
     uint64_t pool_bytes;
-    uint64_t window;       /* photons per window at most (0: from pool_bytes); tests force small ones */
+    uint64_t window; /* photons per window at most (0: 2^19, fewer if the pool is small); tests force small ones */
     uint32_t warps_per_sm; /* resident warps of the persistent kernel (0: as many as fit, 24 on
                               an H200: 1.2-1.3x the photons/s of 16, benchmarks table 2) */
     int wavefront;         /* c2c_runtime_run: one step per launch instead (the benchmark's baseline) */

@@ -73,6 +73,7 @@
 #define RT_NW 256u          /* window slots: windows released and not yet drained, at most */
 #define RT_NE (1u << 18)    /* event slots: events fed and not yet delivered, at most */
 #define RT_ARENA_MIN (64ull << 20)
+#define RT_WINDOW (1ull << 19) /* photons per window at most (benchmarks table 2 chose it) */
 
 /* Per-event counters on the device. */
 struct rt_evstat {
@@ -656,10 +657,14 @@ static int rt_start(c2c_runtime *rt, const c2c_geometry *dg, uint64_t window, in
 {
     int rc = 0;
     const size_t per = sizeof(c2_hit) + sizeof(uint32_t) + (ends ? sizeof(c2_photon) : 0);
-    uint64_t W = window ? window : rt->params.window ? rt->params.window : rt->pool_bytes / per / 2;
+    /* Windows are small so that the host drains one while the kernel runs
+     * the next (and sorts a window's hits in cache); the pool lets the
+     * kernel run up to pool_bytes ahead of the host, at least two windows */
+    const uint64_t pool = rt->pool_bytes / per;
+    uint64_t W = window ? window : rt->params.window ? rt->params.window : pool / 2 < RT_WINDOW ? pool / 2 : RT_WINDOW;
     W = W ? W : 1;
     W = W < (1ull << 31) ? W : 1ull << 31; /* a window's photons are 32-bit */
-    const uint64_t P = 2 * W;
+    const uint64_t P = window || pool < 2 * W ? 2 * W : pool; /* wavefront mode: its batch and room for it */
     arena = arena > RT_ARENA_MIN ? arena : RT_ARENA_MIN;
     arena = arena > rt->arena_cap ? arena : rt->arena_cap;
     const size_t ctl_bytes = 8 * sizeof(unsigned long long) + 2 * RT_NW * sizeof(uint32_t);
@@ -683,7 +688,7 @@ static int rt_start(c2c_runtime *rt, const c2c_geometry *dg, uint64_t window, in
         {&rt->host[RT_H_KEYS], W * sizeof(uint32_t) + 64, 1},
         {&rt->host[RT_H_ENDS], ends ? W * sizeof(c2_photon) : 0, 1},
         {&rt->host[RT_H_MAPPED], (RT_NW + RT_NE) * sizeof(unsigned long long), 1},
-        {&rt->host[RT_H_SORT], (2 * W + 65537) * sizeof(uint32_t), 1},
+        {&rt->host[RT_H_SORT], 2 * W * sizeof(uint32_t), 1},
         {&rt->host[RT_H_STAT], RT_NE * sizeof(rt_evstat), 1},
         {&rt->host[RT_H_ZERO], RT_NE * sizeof(rt_evstat), 1},
     };
