@@ -46,7 +46,7 @@ NVCCFLAGS ?= -O3 -lineinfo
 NVCCFLAGS += -arch=$(CUDA_ARCH) -std=c++17 -Xcompiler -Wall,-fPIC -MMD -MP
 
 ENGINE_SRC := kernels/errors.c kernels/geometry/geometry.c kernels/geometry/bvh.c kernels/geometry/mesh.c \
-              kernels/geometry/detector.c kernels/cpu/engine.c
+              kernels/geometry/detector.c kernels/cpu/engine.c kernels/cpu/team.c
 PROTO_SRC  := proto/scan.c proto/columns.c proto/decode.c proto/encode.c proto/geometry.c
 CLIENT_SRC := client/client.c
 DAEMON_SRC := daemon/main.c daemon/config.c daemon/digest.c daemon/metrics.c daemon/server.c daemon/scheduler.c daemon/answer.c daemon/backend_cpu.c daemon/log.c

@@ -31,6 +31,7 @@
     X(engine_rejects_bad_events)      \
     X(engine_flag_names)              \
     X(engine_radix_order)             \
+    X(engine_team)                    \
     X(engine_channel_summary)         \
     X(proto_event_round_trip)         \
     X(proto_result_round_trip)        \

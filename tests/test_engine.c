@@ -316,6 +316,45 @@ TEST(engine_radix_order)
     free(order);
 }
 
+/* The fork-join team: every thread index runs once per round, with the
+ * team's size, and a round has ended for all before run returns. */
+typedef struct {
+    uint32_t calls[8], n_seen[8], round, stale;
+} team_check;
+
+static void team_tally(void *arg, uint32_t t, uint32_t n)
+{
+    team_check *c = arg;
+    c->stale += c->calls[t] != c->round; /* ran once in each earlier round */
+    c->calls[t]++;
+    c->n_seen[t] = n;
+}
+
+TEST(engine_team)
+{
+    for (uint32_t want = 0; want <= 8; want += 4) {
+        c2i_team *tm = c2i_team_new(want);
+        CHECK(tm, "out of memory");
+        const uint32_t n = c2i_team_size(tm);
+        CHECK(n == (want ? want : 1), "team of %u: %u threads", want, n);
+        team_check c;
+        memset(&c, 0, sizeof c);
+        for (c.round = 0; c.round < 2000; c.round++) {
+            c2i_team_run(tm, team_tally, &c);
+        }
+        for (uint32_t t = 0; t < 8; t++) {
+            CHECK(c.calls[t] == (t < n ? 2000u : 0u) && (t >= n || c.n_seen[t] == n), "thread %u of %u: %u calls", t,
+                  n, c.calls[t]);
+        }
+        CHECK(c.stale == 0, "%u calls saw an earlier round unfinished", c.stale);
+        c2i_team_free(tm);
+    }
+    team_check c;
+    memset(&c, 0, sizeof c);
+    c2i_team_run(NULL, team_tally, &c); /* no team: the caller alone */
+    CHECK(c.calls[0] == 1 && c.n_seen[0] == 1, "a NULL team");
+}
+
 /* The channel summary against a brute-force count: channel ids dense (a
  * table by channel) and sparse (up to 300000 for 50000 hits: sorted, with
  * ids that take two digits of the radix sort), and weights that

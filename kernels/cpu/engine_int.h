@@ -63,6 +63,19 @@ int c2i_result_channels(c2_event_result *r, const c2_event *ev);
  * 11 bits, as many as the largest key needs; tmp holds n words. */
 void c2i_radix_order(const uint32_t *keys, uint32_t n, uint32_t *order, uint32_t *tmp);
 
+/* A fork-join team of n host threads, the caller included (kernels/cpu/
+ * team.c): c2i_team_run calls fn(arg, t, n) for every t in [0, n), t 0 on
+ * the calling thread, and returns when all have returned. One caller at a
+ * time; fn must not run the team. A team may come out smaller than asked
+ * (threads that could not be made); NULL only when out of memory, and a
+ * NULL team runs fn on the caller alone. */
+typedef struct c2i_team c2i_team;
+typedef void (*c2i_team_fn)(void *arg, uint32_t t, uint32_t n);
+c2i_team *c2i_team_new(uint32_t n);
+void c2i_team_free(c2i_team *tm); /* joins the workers; NULL is fine */
+uint32_t c2i_team_size(const c2i_team *tm);
+void c2i_team_run(c2i_team *tm, c2i_team_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif
