@@ -134,10 +134,11 @@ TEST(cuda_rejects_bad_events)
 
 /* ---- the runtime (kernels/cuda/runtime.cu) ---- */
 
-static c2c_runtime *runtime_new(uint64_t window, int wavefront, uint32_t warps_per_sm)
+static c2c_runtime *runtime_new_threads(uint64_t window, int wavefront, uint32_t warps_per_sm, uint32_t host_threads)
 {
     c2c_runtime_params p;
     memset(&p, 0, sizeof p);
+    p.host_threads = host_threads;
     p.window = window;
     p.pool_bytes = window ? 1 : 0; /* a forced window gets a pool of two: the ring wraps */
     p.wavefront = wavefront;
@@ -147,6 +148,11 @@ static c2c_runtime *runtime_new(uint64_t window, int wavefront, uint32_t warps_p
     c2c_runtime *rt = c2c_runtime_new(&p, &err);
     CHECK(rt, "%s", err.msg);
     return rt;
+}
+
+static c2c_runtime *runtime_new(uint64_t window, int wavefront, uint32_t warps_per_sm)
+{
+    return runtime_new_threads(window, wavefront, warps_per_sm, 0);
 }
 
 static c2_event_result *runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2_event *ev, uint32_t n,
@@ -343,6 +349,38 @@ TEST(cuda_runtime_windows_and_modes_identical)
     results_free(ref, 3);
     c2c_runtime_free(base);
     free(f.ph);
+    c2c_geometry_free(dg);
+    c2_geometry_free(g);
+
+    /* hits enough for the host threads that order them (two windows of
+     * ~50k hits on the default detector): any number of them, same bytes */
+    c2_detector_params p;
+    c2_detector_params_default(&p);
+    g = c2_detector_build(&p, NULL, &err);
+    CHECK(g, "%s", err.msg);
+    dg = c2c_geometry_upload(g, &err);
+    CHECK(dg, "%s", err.msg);
+    c2_source src = {{1000, -2000, 500}, 0.0f, {0, 0, 1}, -1.0f, 420.0f, -1, c2t_cap(1000000), 0};
+    c2_event ev = c2t_event(78, 6, NULL, 0, &src, 1, C2_RETURN_HITS | C2_RETURN_CHANNELS);
+    static const uint32_t threads[] = {1, 3, 0};
+    c2_event_result *one = NULL;
+    for (size_t k = 0; k < sizeof threads / sizeof threads[0]; k++) {
+        c2c_runtime *rt = runtime_new_threads(0, 0, 0, threads[k]);
+        c2c_run_stats st;
+        c2_event_result *res = runtime_run(rt, dg, &ev, 1, &st);
+        char what[64];
+        snprintf(what, sizeof what, "%u host threads", threads[k]);
+        if (one) {
+            same_bytes(one, res, 1, what);
+            results_free(res, 1);
+        } else {
+            one = res;
+        }
+        printf("  %s%s: %u hits in %u windows%s\n", what, threads[k] ? "" : " (the default)", one->nhits, st.windows,
+               k ? ", same bytes as one" : "");
+        c2c_runtime_free(rt);
+    }
+    results_free(one, 1);
     c2c_geometry_free(dg);
     c2_geometry_free(g);
 }

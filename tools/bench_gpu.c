@@ -99,13 +99,16 @@ static int bench_physics(const c2_geometry *g, const c2c_geometry *dg, const uin
         uint32_t warps_per_sm;
         int wavefront;
         uint64_t window;
+        uint32_t host_threads;
     } ways[] = {
-        {"GPU runtime, persistent (the default: all warps that fit, windows of 2^19)", 0, 0, 0},
-        {"GPU runtime, persistent (16 warps/SM)", 16, 0, 0},
-        {"GPU runtime, persistent (windows of 2^21)", 0, 0, 1u << 21},
-        {"GPU runtime, persistent (windows of 2^23)", 0, 0, 1u << 23},
-        {"GPU runtime, persistent (windows of 2^25)", 0, 0, 1u << 25},
-        {"GPU runtime, wavefront mode", 0, 1, 0},
+        {"GPU runtime, persistent (the default: all warps that fit, windows of 2^19, host threads half the cores up "
+         "to 8)",
+         0, 0, 0, 0},
+        {"GPU runtime, persistent (one host thread)", 0, 0, 0, 1},
+        {"GPU runtime, persistent (16 warps/SM)", 16, 0, 0, 0},
+        {"GPU runtime, persistent (windows of 2^21)", 0, 0, 1u << 21, 0},
+        {"GPU runtime, persistent (windows of 2^25)", 0, 0, 1u << 25, 0},
+        {"GPU runtime, wavefront mode", 0, 1, 0, 0},
     };
     enum { WAYS = sizeof ways / sizeof ways[0] };
     c2c_runtime *rt[WAYS] = {NULL};
@@ -115,6 +118,7 @@ static int bench_physics(const c2_geometry *g, const c2c_geometry *dg, const uin
         rp.warps_per_sm = ways[w].warps_per_sm;
         rp.wavefront = ways[w].wavefront;
         rp.window = ways[w].window;
+        rp.host_threads = ways[w].host_threads;
         if (!src || !(rt[w] = c2c_runtime_new(&rp, &err))) {
             fprintf(stderr, "bench-gpu: %s\n", src ? err.msg : "out of memory");
             return 1;

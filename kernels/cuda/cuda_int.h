@@ -54,6 +54,8 @@ typedef struct c2c_runtime_params {
      * that finished. */
     uint64_t pool_bytes;
     uint64_t window; /* photons per window at most (0: 2^19, fewer if the pool is small); tests force small ones */
+    uint32_t host_threads; /* threads (the polling one included) that order a window's hits (0: half the
+                              CPU cores, at most 8) */
     uint32_t warps_per_sm; /* resident warps of the persistent kernel (0: as many as fit, 24 on
                               an H200: 1.2-1.3x the photons/s of 16, benchmarks table 2) */
     int wavefront;         /* c2c_runtime_run: one step per launch instead (the benchmark's baseline) */

@@ -62,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../cpu/engine_int.h"
 #include "../queue/ring.cuh"
@@ -74,6 +75,8 @@
 #define RT_NE (1u << 18)    /* event slots: events fed and not yet delivered, at most */
 #define RT_ARENA_MIN (64ull << 20)
 #define RT_WINDOW (1ull << 19) /* photons per window at most (benchmarks table 2 chose it) */
+#define RT_TEAM_MAX 32u        /* host threads ordering a window's hits, at most */
+#define RT_TEAM_MIN_HITS 4096u /* fewer hits are ordered by the polling thread alone */
 
 /* Per-event counters on the device. */
 struct rt_evstat {
@@ -382,7 +385,10 @@ struct rt_buf {
 };
 
 enum { RT_D_WINS, RT_D_CTL, RT_D_STAT, RT_D_CANCEL, RT_D_HITS, RT_D_KEYS, RT_D_ENDS, RT_D_ARENA, RT_D_WAVE, RT_D_N };
-enum { RT_H_WINS, RT_H_STAGE, RT_H_HITS, RT_H_KEYS, RT_H_ENDS, RT_H_MAPPED, RT_H_SORT, RT_H_STAT, RT_H_ZERO, RT_H_N };
+enum {
+    RT_H_WINS, RT_H_STAGE, RT_H_HITS, RT_H_KEYS, RT_H_ENDS, RT_H_MAPPED, RT_H_SORT, RT_H_SORTED, RT_H_STAT, RT_H_ZERO,
+    RT_H_N
+};
 
 /* Event states, host side. */
 enum { RT_EV_COMPLETED = 1, RT_EV_CANCELLED = 2, RT_EV_DELIVERED = 4 };
@@ -427,6 +433,7 @@ struct c2c_runtime {
     uint64_t pool_bytes;
     uint32_t feeds_fed;
     rt_buf dev[RT_D_N], host[RT_H_N];
+    c2i_team *team; /* host threads that, with the polling one, order windows' hits and touch result pages */
     const void *zeroed; /* host[RT_H_ZERO] as last zeroed (with the completion ring) */
     char broken[256];
 
@@ -537,6 +544,18 @@ extern "C" c2c_runtime *c2c_runtime_new(const c2c_runtime_params *params, c2_err
         rc = C2_EIO;
         goto out;
     }
+    {
+        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        uint32_t n = rt->params.host_threads;
+        if (!n) { /* half the cores, up to 8: the daemon's other threads need the rest */
+            n = cores >= 4 ? (uint32_t)(cores / 2) : 1;
+            n = n < 8 ? n : 8;
+        }
+        if (!(rt->team = c2i_team_new(n < RT_TEAM_MAX ? n : RT_TEAM_MAX))) {
+            rc = c2i_fail(err, C2_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
     rt->pool_bytes = rt->params.pool_bytes;
     if (!rt->pool_bytes) {
         size_t free_b = 0, total_b = 0;
@@ -595,6 +614,7 @@ extern "C" void c2c_runtime_free(c2c_runtime *rt)
         rt->feeds = f->next;
         rt_feed_free(f);
     }
+    c2i_team_free(rt->team);
     if (!rt->broken[0]) {
         rt_abort(rt);
     }
@@ -688,7 +708,8 @@ static int rt_start(c2c_runtime *rt, const c2c_geometry *dg, uint64_t window, in
         {&rt->host[RT_H_KEYS], W * sizeof(uint32_t) + 64, 1},
         {&rt->host[RT_H_ENDS], ends ? W * sizeof(c2_photon) : 0, 1},
         {&rt->host[RT_H_MAPPED], (RT_NW + RT_NE) * sizeof(unsigned long long), 1},
-        {&rt->host[RT_H_SORT], 2 * W * sizeof(uint32_t), 1},
+        {&rt->host[RT_H_SORT], 5 * W * sizeof(uint32_t), 1},
+        {&rt->host[RT_H_SORTED], W * sizeof(c2_hit), 1},
         {&rt->host[RT_H_STAT], RT_NE * sizeof(rt_evstat), 1},
         {&rt->host[RT_H_ZERO], RT_NE * sizeof(rt_evstat), 1},
     };
@@ -849,8 +870,27 @@ out:
     return rc;
 }
 
+/* The pages of [p, p + bytes) made present by the host team, each thread
+ * touching its share: a large result array grows by doubling, and its
+ * first-touch page faults, one at a time, were two thirds of the host's
+ * time on a 100 M-photon event (3 us per 4 KiB page on the H200's host,
+ * a virtual machine; huge pages there were slower still). */
+typedef struct rt_touch {
+    char *p;
+    size_t bytes;
+} rt_touch;
+
+static void rt_touch_slice(void *arg, uint32_t t, uint32_t n)
+{
+    const rt_touch *x = (const rt_touch *)arg;
+    const size_t page = 4096, pages = (x->bytes + page - 1) / page;
+    for (size_t k = pages * t / n; k < pages * (t + 1) / n; k++) {
+        ((volatile char *)x->p)[k * page] = 0; /* unwritten part of the array: its value does not matter */
+    }
+}
+
 /* Makes room for n more hits in an event's result (at least doubling). */
-static int rt_reserve_hits(c2_event_result *r, uint32_t *cap, uint32_t n)
+static int rt_reserve_hits(c2i_team *team, c2_event_result *r, uint32_t *cap, uint32_t n)
 {
     if (r->nhits + (uint64_t)n <= *cap) {
         return 0;
@@ -863,6 +903,10 @@ static int rt_reserve_hits(c2_event_result *r, uint32_t *cap, uint32_t n)
     }
     r->hits = a;
     *cap = (uint32_t)c;
+    rt_touch x = {(char *)(a + r->nhits), (size_t)(c - r->nhits) * sizeof *a}; /* the part not yet written */
+    if (x.bytes >= (8u << 20) && c2i_team_size(team) > 1) {
+        c2i_team_run(team, rt_touch_slice, &x);
+    }
     return 0;
 }
 
@@ -979,6 +1023,72 @@ out:
     return rc;
 }
 
+/* A window's hits put in ticket order by the host team: thread t takes
+ * the tickets [t << shift, (t + 1) << shift), picks its hits out, orders
+ * them and gathers them, with their keys, to their places (start[t] on). */
+typedef struct rt_order {
+    const uint32_t *keys; /* the window's, as copied out: photon within the window */
+    const c2_hit *hits;
+    uint32_t nh, shift;
+    uint32_t start[RT_TEAM_MAX + 1];
+    uint32_t *idx, *lk, *ord, *tmp; /* scratch, nh each, by place */
+    uint32_t *skeys;                /* out: keys in order */
+    c2_hit *out;                    /* out: hits in order */
+} rt_order;
+
+static void rt_order_slice(void *arg, uint32_t t, uint32_t n)
+{
+    (void)n;
+    rt_order *o = (rt_order *)arg;
+    const uint32_t at = o->start[t], m = o->start[t + 1] - at;
+    const uint32_t low = (uint32_t)((1ull << o->shift) - 1);
+    uint32_t *idx = o->idx + at, *lk = o->lk + at, *ord = o->ord + at;
+    for (uint32_t i = 0, j = 0; j < m; i++) {
+        if (o->keys[i] >> o->shift == t) {
+            idx[j] = i;
+            lk[j++] = o->keys[i] & low;
+        }
+    }
+    c2i_radix_order(lk, m, ord, o->tmp + at);
+    for (uint32_t i = 0; i < m; i++) {
+        o->out[at + i] = o->hits[idx[ord[i]]];
+        o->skeys[at + i] = (t << o->shift) + lk[ord[i]];
+    }
+}
+
+/* Orders a window's nh hits (copied out: keys RT_H_KEYS, hits RT_H_HITS)
+ * into o->skeys and o->out, on the team when they are many. */
+static int rt_order_hits(c2c_runtime *rt, uint32_t nh, uint64_t size, rt_order *o, c2_error *err)
+{
+    const uint32_t *hk = (const uint32_t *)rt->host[RT_H_KEYS].p;
+    uint32_t *sc = (uint32_t *)rt->host[RT_H_SORT].p;
+    const uint32_t n = nh >= RT_TEAM_MIN_HITS ? c2i_team_size(rt->team) : 1;
+    o->keys = hk;
+    o->hits = (const c2_hit *)rt->host[RT_H_HITS].p;
+    o->nh = nh;
+    o->idx = sc, o->lk = sc + nh, o->ord = sc + 2 * nh, o->tmp = sc + 3 * nh, o->skeys = sc + 4 * nh;
+    o->out = (c2_hit *)rt->host[RT_H_SORTED].p;
+    for (o->shift = 0; (size - 1) >> o->shift >= n; o->shift++) { /* slices of 2^shift tickets, n at most */
+    }
+    memset(o->start, 0, sizeof o->start);
+    for (uint32_t i = 0; i < nh; i++) {
+        if (hk[i] >= size) {
+            return c2i_fail(err, C2_EIO, "cuda runtime: a hit of photon %u in a window of %llu", hk[i],
+                            (unsigned long long)size);
+        }
+        o->start[(hk[i] >> o->shift) + 1]++;
+    }
+    for (uint32_t t = 0; t < n; t++) {
+        o->start[t + 1] += o->start[t];
+    }
+    if (n > 1) {
+        c2i_team_run(rt->team, rt_order_slice, o);
+    } else {
+        rt_order_slice(o, 0, 1);
+    }
+    return 0;
+}
+
 /* Drains window k (finished): copies its hits and end states out, frees
  * the slot, hands them, hits sorted by ticket, to the events' results,
  * and delivers the events it completed. */
@@ -990,7 +1100,7 @@ static int rt_drain(c2c_runtime *rt, uint64_t k, c2_error *err)
     rt_feed *f = w->f;
     const uint64_t lo_t = w->t0, size = w->size;
     c2_hit *hh = (c2_hit *)rt->host[RT_H_HITS].p;
-    uint32_t *hk = (uint32_t *)rt->host[RT_H_KEYS].p, *order = (uint32_t *)rt->host[RT_H_SORT].p;
+    uint32_t *hk = (uint32_t *)rt->host[RT_H_KEYS].p;
     uint32_t nh = 0;
     int ends = 0;
     for (uint32_t e = w->e0; e < w->e1; e++) {
@@ -1019,25 +1129,28 @@ static int rt_drain(c2c_runtime *rt, uint64_t k, c2_error *err)
         return c2i_fail(err, C2_EIO, "cuda: resetting a window's counters failed");
     }
     C2C_CHECK(cudaStreamSynchronize(rt->cs), "draining a window");
-    c2i_radix_order(hk, nh, order, order + nh);
     {
+        rt_order o;
+        if ((rc = rt_order_hits(rt, nh, size, &o, err))) {
+            return rc;
+        }
         uint32_t e = w->e0;
         for (uint32_t i = 0; i < nh;) { /* runs of hits of one event, in ticket order */
-            uint64_t t = lo_t + hk[order[i]];
+            const uint64_t t = lo_t + o.skeys[i];
             while (f->first[e + 1] <= t) {
                 e++;
             }
-            c2_event_result *r = &f->res[e];
             uint32_t j = i;
-            while (j < nh && lo_t + hk[order[j]] < f->first[e + 1]) {
+            while (j < nh && lo_t + o.skeys[j] < f->first[e + 1]) {
                 j++;
             }
-            if (rt_reserve_hits(r, &f->hit_cap[e], j - i)) {
+            c2_event_result *r = &f->res[e];
+            if (rt_reserve_hits(rt->team, r, &f->hit_cap[e], j - i)) {
                 return c2i_fail(err, C2_ENOMEM, "cuda runtime: out of host memory for hits");
             }
-            for (; i < j; i++) {
-                r->hits[r->nhits++] = hh[order[i]];
-            }
+            memcpy(r->hits + r->nhits, o.out + i, (j - i) * sizeof(c2_hit));
+            r->nhits += j - i;
+            i = j;
         }
     }
     if (ends) {
