@@ -378,7 +378,7 @@ TEST(engine_channel_summary)
             r.hits[i].time = (float)(x % 7919);
         }
         c2_event ev = c2t_event(1, 1, ph, NH, NULL, 0, C2_RETURN_CHANNELS);
-        CHECK(c2i_result_channels(&r, &ev) == 0, "out of memory");
+        CHECK(c2i_result_channels(&r, &ev, NULL) == 0, "out of memory");
         uint32_t total = 0;
         for (uint32_t c = 0; c < r.nchannels; c++) {
             const c2_channel_summary *s = &r.channels[c];
@@ -403,4 +403,37 @@ TEST(engine_channel_summary)
         c2_event_result_free(&r);
         free(ph);
     }
+    /* enough hits for a team: the same bytes as one thread, dense and sparse ids */
+    enum { NT = 300000 };
+    static const uint32_t tspans[2] = {20000, 5000000};
+    c2i_team *tm = c2i_team_new(3);
+    c2_photon *ph = calloc(NT, sizeof *ph);
+    c2_event_result one, team;
+    memset(&one, 0, sizeof one);
+    one.hits = calloc(NT, sizeof *one.hits);
+    for (int k = 0; k < 2; k++) {
+        uint32_t x = 999;
+        for (uint32_t i = 0; i < NT; i++) {
+            x = x * 1664525u + 1013904223u;
+            ph[i].weight = 1.0f + (float)(x % 1000) * 1e-3f;
+            one.hits[i].photon_id = i;
+            one.hits[i].channel = (int32_t)((x >> 4) % tspans[k]);
+            one.hits[i].time = (float)(x % 7919);
+        }
+        one.nhits = NT;
+        team = one;
+        c2_event ev = c2t_event(1, 1, ph, NT, NULL, 0, C2_RETURN_CHANNELS);
+        CHECK(tm && c2i_result_channels(&one, &ev, NULL) == 0 && c2i_result_channels(&team, &ev, tm) == 0,
+              "out of memory");
+        CHECK(one.nchannels == team.nchannels &&
+                  memcmp(one.channels, team.channels, one.nchannels * sizeof *one.channels) == 0,
+              "ids below %u: a team of %u gave other channel sums", tspans[k], c2i_team_size(tm));
+        printf("  %u hits on %u channels (ids below %u): a team of %u gives the same bytes\n", NT, one.nchannels,
+               tspans[k], c2i_team_size(tm));
+        free(one.channels);
+        free(team.channels);
+    }
+    free(one.hits);
+    free(ph);
+    c2i_team_free(tm);
 }

@@ -343,16 +343,55 @@ static float eng_hit_weight(const c2_event *ev, const c2_hit *h)
     return h->photon_id < ev->nphotons ? c2i_event_weight(ev, h->photon_id) : 1.0f;
 }
 
-int c2i_result_channels(c2_event_result *r, const c2_event *ev)
+/* A channel summary shared out to a team: largest channel id by slices of
+ * the hits, then sums by slices of the channel ids, each thread reading
+ * every hit and adding those on its channels, in photon-id order as one
+ * thread would (the same bytes). */
+typedef struct eng_channels {
+    const c2_event_result *r;
+    const c2_event *ev;
+    c2_channel_summary *sum; /* [top + 1] */
+    uint32_t top;
+    uint32_t tops[C2I_TEAM_MAX];
+} eng_channels;
+
+static void eng_top_slice(void *arg, uint32_t t, uint32_t n)
+{
+    eng_channels *c = arg;
+    uint32_t top = 0;
+    for (uint32_t i = (uint32_t)((uint64_t)c->r->nhits * t / n); i < (uint64_t)c->r->nhits * (t + 1) / n; i++) {
+        top = (uint32_t)c->r->hits[i].channel > top ? (uint32_t)c->r->hits[i].channel : top;
+    }
+    c->tops[t] = top;
+}
+
+static void eng_sum_slice(void *arg, uint32_t t, uint32_t n)
+{
+    eng_channels *c = arg;
+    const uint32_t lo = (uint32_t)(((uint64_t)c->top + 1) * t / n), hi = (uint32_t)(((uint64_t)c->top + 1) * (t + 1) / n);
+    for (uint32_t i = 0; i < c->r->nhits; i++) {
+        const c2_hit *h = &c->r->hits[i];
+        if ((uint32_t)h->channel - lo < hi - lo) {
+            eng_channel_add(&c->sum[h->channel], h, eng_hit_weight(c->ev, h));
+        }
+    }
+}
+
+int c2i_result_channels(c2_event_result *r, const c2_event *ev, c2i_team *team)
 {
     if (r->nhits == 0) {
         return 0;
     }
     const uint32_t nh = r->nhits;
-    uint32_t top = 0; /* largest channel id; hits are on channels, so >= 0 */
-    for (uint32_t i = 0; i < nh; i++) {
-        top = (uint32_t)r->hits[i].channel > top ? (uint32_t)r->hits[i].channel : top;
+    eng_channels c = {.r = r, .ev = ev};
+    if (nh < 65536) {
+        team = NULL; /* not worth waking it */
     }
+    c2i_team_run(team, eng_top_slice, &c); /* hits are on channels, so ids >= 0 */
+    for (uint32_t t = 1; t < c2i_team_size(team); t++) {
+        c.tops[0] = c.tops[t] > c.tops[0] ? c.tops[t] : c.tops[0];
+    }
+    const uint32_t top = c.top = c.tops[0];
     const int dense = (uint64_t)top < 65536u + 4ull * nh;
     c2_channel_summary *sum = calloc(dense ? (size_t)top + 1 : nh, sizeof *sum);
     uint32_t *keys = dense ? NULL : malloc((size_t)3 * nh * sizeof *keys);
@@ -363,13 +402,11 @@ int c2i_result_channels(c2_event_result *r, const c2_event *ev)
     }
     uint32_t n = 0;
     if (dense) {
-        for (uint32_t i = 0; i < nh; i++) {
-            const c2_hit *h = &r->hits[i];
-            eng_channel_add(&sum[h->channel], h, eng_hit_weight(ev, h));
-        }
-        for (uint32_t c = 0; c <= top; c++) { /* compact, in channel order */
-            if (sum[c].count) {
-                sum[n++] = sum[c];
+        c.sum = sum;
+        c2i_team_run(team, eng_sum_slice, &c);
+        for (uint32_t ch = 0; ch <= top; ch++) { /* compact, in channel order */
+            if (sum[ch].count) {
+                sum[n++] = sum[ch];
             }
         }
     } else {
@@ -416,7 +453,7 @@ static int eng_collect(eng_job *j, eng_worker *w, uint32_t nw, c2_event_result *
         if (r->nhits > 1) { /* qsort(NULL, 0) is undefined */
             qsort(r->hits, r->nhits, sizeof(c2_hit), eng_cmp_hit);
         }
-        if ((ev->want & C2_RETURN_CHANNELS) && c2i_result_channels(r, ev)) {
+        if ((ev->want & C2_RETURN_CHANNELS) && c2i_result_channels(r, ev, NULL)) {
             return -1;
         }
         if (!(ev->want & C2_RETURN_HITS)) {

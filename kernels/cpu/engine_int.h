@@ -52,11 +52,14 @@ void c2i_event_photons(const c2_event *ev, uint32_t first, uint32_t n, c2_photon
 /* The weight of explicit photon i of ev. */
 float c2i_event_weight(const c2_event *ev, uint32_t i);
 
+typedef struct c2i_team c2i_team;
+
 /* Fills r->channels (malloc'd) and r->nchannels from r's hits, which must
  * be sorted by photon id: count, earliest time and summed weight (the
  * weight of ev's explicit photons, 1 for source photons) per channel,
- * sorted by channel. 0, or -1 when out of memory. */
-int c2i_result_channels(c2_event_result *r, const c2_event *ev);
+ * sorted by channel. On the team when there are many hits (NULL: the
+ * caller alone); the same bytes either way. 0, or -1 when out of memory. */
+int c2i_result_channels(c2_event_result *r, const c2_event *ev, c2i_team *team);
 
 /* A stable sort of n 32-bit keys: order[i] is the index of the i-th
  * smallest (equal keys keep their order). LSD radix with digits of up to
@@ -67,9 +70,9 @@ void c2i_radix_order(const uint32_t *keys, uint32_t n, uint32_t *order, uint32_t
  * team.c): c2i_team_run calls fn(arg, t, n) for every t in [0, n), t 0 on
  * the calling thread, and returns when all have returned. One caller at a
  * time; fn must not run the team. A team may come out smaller than asked
- * (threads that could not be made); NULL only when out of memory, and a
- * NULL team runs fn on the caller alone. */
-typedef struct c2i_team c2i_team;
+ * (threads that could not be made, more than C2I_TEAM_MAX); NULL only when
+ * out of memory, and a NULL team runs fn on the caller alone. */
+#define C2I_TEAM_MAX 64u /* threads in a team, at most */
 typedef void (*c2i_team_fn)(void *arg, uint32_t t, uint32_t n);
 c2i_team *c2i_team_new(uint32_t n);
 void c2i_team_free(c2i_team *tm); /* joins the workers; NULL is fine */

@@ -49,7 +49,7 @@ static void *team_main(void *p)
 
 c2i_team *c2i_team_new(uint32_t n)
 {
-    n = n ? n : 1;
+    n = n ? n < C2I_TEAM_MAX ? n : C2I_TEAM_MAX : 1;
     c2i_team *tm = calloc(1, sizeof *tm + (n - 1) * sizeof(pthread_t));
     if (!tm) {
         return NULL;

@@ -75,7 +75,6 @@
 #define RT_NE (1u << 18)    /* event slots: events fed and not yet delivered, at most */
 #define RT_ARENA_MIN (64ull << 20)
 #define RT_WINDOW (1ull << 19) /* photons per window at most (benchmarks table 2 chose it) */
-#define RT_TEAM_MAX 32u        /* host threads ordering a window's hits, at most */
 #define RT_TEAM_MIN_HITS 4096u /* fewer hits are ordered by the polling thread alone */
 
 /* Per-event counters on the device. */
@@ -551,7 +550,7 @@ extern "C" c2c_runtime *c2c_runtime_new(const c2c_runtime_params *params, c2_err
             n = cores >= 4 ? (uint32_t)(cores / 2) : 1;
             n = n < 8 ? n : 8;
         }
-        if (!(rt->team = c2i_team_new(n < RT_TEAM_MAX ? n : RT_TEAM_MAX))) {
+        if (!(rt->team = c2i_team_new(n))) {
             rc = c2i_fail(err, C2_ENOMEM, "out of memory");
             goto out;
         }
@@ -1003,7 +1002,7 @@ static int rt_deliver(c2c_runtime *rt, rt_feed *f, uint32_t e0, uint32_t e1, c2_
         r->nreemit = photons ? st->reemit : 0;
         r->nmaxsteps = photons ? st->maxsteps : 0;
         r->nnan = photons ? st->nan : 0;
-        if ((ev->want & C2_RETURN_CHANNELS) && c2i_result_channels(r, ev)) {
+        if ((ev->want & C2_RETURN_CHANNELS) && c2i_result_channels(r, ev, rt->team)) {
             return c2i_fail(err, C2_ENOMEM, "out of memory");
         }
         if (!(ev->want & C2_RETURN_HITS)) {
@@ -1030,7 +1029,7 @@ typedef struct rt_order {
     const uint32_t *keys; /* the window's, as copied out: photon within the window */
     const c2_hit *hits;
     uint32_t nh, shift;
-    uint32_t start[RT_TEAM_MAX + 1];
+    uint32_t start[C2I_TEAM_MAX + 1];
     uint32_t *idx, *lk, *ord, *tmp; /* scratch, nh each, by place */
     uint32_t *skeys;                /* out: keys in order */
     c2_hit *out;                    /* out: hits in order */
