@@ -355,6 +355,20 @@ TEST(engine_team)
     CHECK(c.calls[0] == 1 && c.n_seen[0] == 1, "a NULL team");
 }
 
+/* n photons with weights that make summation order visible, and a hit of
+ * each on a channel below span, in photon-id order. */
+static void channel_hits(c2_photon *ph, c2_hit *hits, uint32_t n, uint32_t span)
+{
+    uint32_t x = 12345;
+    for (uint32_t i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        ph[i].weight = 1.0f + (float)(x % 1000) * 1e-3f;
+        hits[i].photon_id = i;
+        hits[i].channel = (int32_t)((x >> 8) % span);
+        hits[i].time = (float)(x % 7919);
+    }
+}
+
 /* The channel summary against a brute-force count: channel ids dense (a
  * table by channel) and sparse (up to 300000 for 50000 hits: sorted, with
  * ids that take two digits of the radix sort), and weights that
@@ -369,14 +383,7 @@ TEST(engine_channel_summary)
         memset(&r, 0, sizeof r);
         r.hits = calloc(NH, sizeof *r.hits);
         r.nhits = NH;
-        uint32_t x = 12345;
-        for (uint32_t i = 0; i < NH; i++) {
-            x = x * 1664525u + 1013904223u;
-            ph[i].weight = 1.0f + (float)(x % 1000) * 1e-3f;
-            r.hits[i].photon_id = i;
-            r.hits[i].channel = (int32_t)((x >> 8) % spans[k]);
-            r.hits[i].time = (float)(x % 7919);
-        }
+        channel_hits(ph, r.hits, NH, spans[k]);
         c2_event ev = c2t_event(1, 1, ph, NH, NULL, 0, C2_RETURN_CHANNELS);
         CHECK(c2i_result_channels(&r, &ev, NULL) == 0, "out of memory");
         uint32_t total = 0;
@@ -412,14 +419,7 @@ TEST(engine_channel_summary)
     memset(&one, 0, sizeof one);
     one.hits = calloc(NT, sizeof *one.hits);
     for (int k = 0; k < 2; k++) {
-        uint32_t x = 999;
-        for (uint32_t i = 0; i < NT; i++) {
-            x = x * 1664525u + 1013904223u;
-            ph[i].weight = 1.0f + (float)(x % 1000) * 1e-3f;
-            one.hits[i].photon_id = i;
-            one.hits[i].channel = (int32_t)((x >> 4) % tspans[k]);
-            one.hits[i].time = (float)(x % 7919);
-        }
+        channel_hits(ph, one.hits, NT, tspans[k]);
         one.nhits = NT;
         team = one;
         c2_event ev = c2t_event(1, 1, ph, NT, NULL, 0, C2_RETURN_CHANNELS);
