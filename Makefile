@@ -175,7 +175,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-
 # ThreadSanitizer: a third tree; make test runs the engine's thread test and
 # the daemon tests (daemon, client and chroma2ctl all built with it).
 TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
-TSAN_TESTS := engine_threads_identical $(shell sed -n 's/.*X(\(daemon_[a-z0-9_]*\)).*/\1/p' tests/list.h)
+TSAN_TESTS := engine_threads_identical engine_team engine_channel_summary $(shell sed -n 's/.*X(\(daemon_[a-z0-9_]*\)).*/\1/p' tests/list.h)
 
 # libFuzzer targets, built with clang and their own copy of the sources.
 FUZZ_CC      ?= clang

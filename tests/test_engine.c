@@ -319,13 +319,13 @@ TEST(engine_radix_order)
 /* The fork-join team: every thread index runs once per round, with the
  * team's size, and a round has ended for all before run returns. */
 typedef struct {
-    uint32_t calls[8], n_seen[8], round, stale;
+    uint32_t calls[8], n_seen[8], stale[8], round; /* [t]: written by thread t only */
 } team_check;
 
 static void team_tally(void *arg, uint32_t t, uint32_t n)
 {
     team_check *c = arg;
-    c->stale += c->calls[t] != c->round; /* ran once in each earlier round */
+    c->stale[t] += c->calls[t] != c->round; /* ran once in each earlier round */
     c->calls[t]++;
     c->n_seen[t] = n;
 }
@@ -345,8 +345,8 @@ TEST(engine_team)
         for (uint32_t t = 0; t < 8; t++) {
             CHECK(c.calls[t] == (t < n ? 2000u : 0u) && (t >= n || c.n_seen[t] == n), "thread %u of %u: %u calls", t,
                   n, c.calls[t]);
+            CHECK(c.stale[t] == 0, "thread %u: %u calls saw an earlier round unfinished", t, c.stale[t]);
         }
-        CHECK(c.stale == 0, "%u calls saw an earlier round unfinished", c.stale);
         c2i_team_free(tm);
     }
     team_check c;
