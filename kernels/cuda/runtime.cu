@@ -55,7 +55,10 @@
  *
  * Memory: the pool, the arena and the pinned staging are allocated only
  * while no kernel runs (cudaMalloc may wait for it): sized when the kernel
- * starts, grown by restarting it when a feed needs more. Threads: one.
+ * starts, grown by restarting it when a feed needs more. Threads: the
+ * runtime is called from one thread at a time; inside its calls a team of
+ * host threads (c2i_team, owned by the runtime) orders windows' hits,
+ * touches new result pages and sums large events' channels with it.
  */
 #include <cuda/atomic>
 #include <stdio.h>
