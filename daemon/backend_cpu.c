@@ -4,8 +4,8 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "../kernels/cpu/engine_int.h"
 #include "daemon.h"
 
 static int cpu_run(c2d_backend *b, const c2_geometry *g, const c2_event *ev, uint32_t n, c2_event_result *res,
@@ -16,10 +16,9 @@ static int cpu_run(c2d_backend *b, const c2_geometry *g, const c2_event *ev, uin
 
 int c2d_backend_cpu_init(c2d_backend *b, uint32_t threads)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     memset(b, 0, sizeof *b);
     b->name = "cpu";
-    b->threads = threads ? threads : (uint32_t)(cores > 0 ? cores : 1);
+    b->threads = threads ? threads : c2i_cores(); /* a cpuset limits it: batch nodes, containers */
     b->run = cpu_run;
     snprintf(b->device, sizeof b->device, "cpu: %u threads", b->threads);
     return 0;

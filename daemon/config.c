@@ -40,7 +40,7 @@ typedef struct cfg_opt {
 static const cfg_opt cfg_table[] = {
     {"listen", CFG_LISTEN, 0, 0, 0, "$CHROMA2_URL or " C2D_DEFAULT_URL, "listen on URL (repeatable; ipc:// or tcp://)"},
     {"backend", CFG_BACKEND, 0, 0, CFG_AT(backend), "auto", "cpu, cuda or auto (cuda when a GPU is usable)"},
-    {"threads", CFG_UINT, 0, 1024, CFG_AT(threads), "0", "CPU engine threads; 0: all cores"},
+    {"threads", CFG_UINT, 0, 1024, CFG_AT(threads), "0", "CPU engine threads; 0: every CPU the daemon may use (its affinity, a cpuset)"},
     {"max-queued", CFG_UINT, 1, 1u << 20, CFG_AT(max_queued), "1024", "events accepted and not finished"},
     {"max-per-client", CFG_UINT, 1, 1u << 20, CFG_AT(max_per_client), "256", "of those, from one connection"},
     {"max-message-mb", CFG_MIB, 1, 1u << 16, CFG_AT(max_message_bytes), "256", "largest request accepted"},

@@ -32,6 +32,7 @@
     X(engine_flag_names)              \
     X(engine_radix_order)             \
     X(engine_team)                    \
+    X(engine_cores_follow_affinity)   \
     X(engine_channel_summary)         \
     X(proto_event_round_trip)         \
     X(proto_result_round_trip)        \

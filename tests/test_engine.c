@@ -1,7 +1,9 @@
 /* test_engine.c: the CPU engine's promises: the same bytes for any thread
  * count and any split of events into batches, and clear errors for bad
  * events. */
+#define _GNU_SOURCE /* sched_setaffinity */
 #include <math.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -353,6 +355,26 @@ TEST(engine_team)
     memset(&c, 0, sizeof c);
     c2i_team_run(NULL, team_tally, &c); /* no team: the caller alone */
     CHECK(c.calls[0] == 1 && c.n_seen[0] == 1, "a NULL team");
+}
+
+/* The default thread count follows the CPUs the process may use: under a
+ * one-CPU affinity mask (as a cpuset or taskset gives) it is 1. */
+TEST(engine_cores_follow_affinity)
+{
+    cpu_set_t all, one;
+    CHECK(sched_getaffinity(0, sizeof all, &all) == 0, "reading the affinity mask");
+    CHECK(c2i_cores() == (uint32_t)CPU_COUNT(&all), "%u cores, the mask has %d", c2i_cores(), CPU_COUNT(&all));
+    int first = 0;
+    while (!CPU_ISSET(first, &all)) {
+        first++;
+    }
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "setting a one-CPU mask");
+    const uint32_t n = c2i_cores();
+    CHECK(sched_setaffinity(0, sizeof all, &all) == 0, "restoring the mask");
+    CHECK(n == 1, "%u cores under a one-CPU mask", n);
+    printf("  %d CPUs in the mask: %u; under CPU %d alone: %u\n", CPU_COUNT(&all), c2i_cores(), first, n);
 }
 
 /* n photons with weights that make summation order visible, and a hit of

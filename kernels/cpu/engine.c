@@ -475,12 +475,6 @@ static int eng_collect(eng_job *j, eng_worker *w, uint32_t nw, c2_event_result *
     return 0;
 }
 
-static uint32_t eng_default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (uint32_t)n : 1;
-}
-
 int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents, c2_event_result *results,
                   uint32_t nthreads, c2_error *err)
 {
@@ -502,7 +496,7 @@ int c2_engine_run(const c2_geometry *g, const c2_event *events, uint32_t nevents
             return rc;
         }
     }
-    nthreads = nthreads ? nthreads : eng_default_threads();
+    nthreads = nthreads ? nthreads : c2i_cores();
     nthreads = nthreads > MAX_THREADS ? MAX_THREADS : nthreads;
 
     eng_job j;

@@ -3,9 +3,13 @@
  * live as long as the team and sleep on a condition variable between
  * rounds; a round is one call of c2i_team_run, which the caller joins as
  * thread 0 and which returns when every thread has returned from fn.
+ * Also how many CPUs the process may use, which sizes teams and engines.
  */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "engine_int.h"
 
@@ -104,4 +108,14 @@ void c2i_team_run(c2i_team *tm, c2i_team_fn fn, void *arg)
         pthread_cond_wait(&tm->done, &tm->mu);
     }
     pthread_mutex_unlock(&tm->mu);
+}
+
+uint32_t c2i_cores(void)
+{
+    cpu_set_t set; /* a cpuset (batch systems, containers, taskset) shows in the affinity mask */
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
+        return (uint32_t)CPU_COUNT(&set);
+    }
+    const long n = sysconf(_SC_NPROCESSORS_ONLN); /* more CPUs than a cpu_set_t holds, or no mask */
+    return n > 0 ? (uint32_t)n : 1;
 }

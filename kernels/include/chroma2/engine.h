@@ -341,7 +341,7 @@ void c2_event_result_free(c2_event_result *r); /* frees the arrays, zeroes r */
  * grid, spectra, photon counts. c2_engine_run does the same first. */
 int c2_event_validate(const c2_geometry *g, const c2_event *ev, c2_error *err);
 
-/* Propagates nevents events to completion on nthreads threads (0: all cores)
+/* Propagates nevents events to completion on nthreads threads (0: every CPU the process may use)
  * and fills results[0..nevents). Results are the same for any thread count
  * and any split of the events into batches. On error no result is filled.
  * Blocks the calling thread; the geometry must be built. */
