@@ -40,7 +40,7 @@ typedef struct c2d_config {
     const char *listen[C2D_MAX_LISTEN];
     int nlisten;
     const char *backend;        /* "cpu", "cuda" or "auto" */
-    uint32_t threads;           /* engine threads, 0 = all cores */
+    uint32_t threads;           /* engine threads, 0 = every CPU the daemon may use */
     uint32_t max_queued;        /* events accepted but not finished */
     uint32_t max_per_client;    /* of those, from one connection */
     uint64_t max_message_bytes; /* NNG_OPT_RECVMAXSZ */

@@ -12,7 +12,7 @@ class LocalEngine:
 
     detector: overrides of its parameters by name (npmts, radius,
     pmt_radius, detect_efficiency, absorption_length, scattering_length,
-    ...); the daemon's --detector-pmts is npmts. threads: 0 for all cores.
+    ...); the daemon's --detector-pmts is npmts. threads: 0 for every CPU the process may use.
     """
 
     def __init__(self, threads=0, **detector):
