@@ -39,30 +39,30 @@ static int bench_queues(uint32_t nitems)
                 {C2Q_LOOP, 0, "per-thread loop"}};
     printf("| items | lifetimes | flops/step | way | ms | G steps/s | ring pushes |\n|---|---|---|---|---|---|---|\n");
     for (int geo = 0; geo <= 1; geo++) {
-    for (uint32_t flops = 4; flops <= 1024; flops *= 16) {
-        for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
-            c2q_synth_params p = {.mode = ways[w].mode, .nitems = nitems, .geometric = geo, .flops = flops,
-                                  .spawn_every = 4, .yield_steps = ways[w].yield, .watchdog_s = 60};
-            c2q_synth_result best = {0}, r;
-            c2_error err = {0};
-            for (int rep = 0; rep < 3; rep++) {
-                if (c2q_synth_run(&p, &r, &err)) {
-                    fprintf(stderr, "bench-gpu: %s: %s\n", ways[w].name, err.msg);
-                    return 1;
+        for (uint32_t flops = 4; flops <= 1024; flops *= 16) {
+            for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
+                c2q_synth_params p = {.mode = ways[w].mode, .nitems = nitems, .geometric = geo, .flops = flops,
+                                      .spawn_every = 4, .yield_steps = ways[w].yield, .watchdog_s = 60};
+                c2q_synth_result best = {0}, r;
+                c2_error err = {0};
+                for (int rep = 0; rep < 3; rep++) {
+                    if (c2q_synth_run(&p, &r, &err)) {
+                        fprintf(stderr, "bench-gpu: %s: %s\n", ways[w].name, err.msg);
+                        return 1;
+                    }
+                    if (r.lost || r.duplicated || r.wrong) {
+                        fprintf(stderr, "bench-gpu: %s: wrong results\n", ways[w].name);
+                        return 1;
+                    }
+                    if (rep == 0 || r.seconds < best.seconds) {
+                        best = r;
+                    }
                 }
-                if (r.lost || r.duplicated || r.wrong) {
-                    fprintf(stderr, "bench-gpu: %s: wrong results\n", ways[w].name);
-                    return 1;
-                }
-                if (rep == 0 || r.seconds < best.seconds) {
-                    best = r;
-                }
+                printf("| %u | %s | %u | %s | %.3f | %.2f | %llu |\n", nitems, geo ? "geometric" : "uniform", flops,
+                       ways[w].name, 1e3 * best.seconds, 1e-9 * (double)best.steps / best.seconds,
+                       (unsigned long long)best.pushes);
             }
-            printf("| %u | %s | %u | %s | %.3f | %.2f | %llu |\n", nitems, geo ? "geometric" : "uniform", flops,
-                   ways[w].name, 1e3 * best.seconds, 1e-9 * (double)best.steps / best.seconds,
-                   (unsigned long long)best.pushes);
         }
-    }
     }
     printf("\n");
     return 0;
@@ -164,9 +164,9 @@ static int bench_physics(const c2_geometry *g, const c2c_geometry *dg, const uin
             if (cpu > 0) {
                 snprintf(vs, sizeof vs, "%.0fx", cpu / best.seconds);
             }
-            printf("| %u | %s | %.4f | %.4f | %.4f | %.3g | %.3g | %u | %u x %llu | %s |\n", n, ways[w].name, best.seconds,
-                   best.kernel_seconds, best.host_seconds, n / best.seconds, n / best.kernel_seconds, hits, best.windows,
-                   (unsigned long long)best.window, vs);
+            printf("| %u | %s | %.4f | %.4f | %.4f | %.3g | %.3g | %u | %u x %llu | %s |\n", n, ways[w].name,
+                   best.seconds, best.kernel_seconds, best.host_seconds, n / best.seconds, n / best.kernel_seconds,
+                   hits, best.windows, (unsigned long long)best.window, vs);
         }
         if (n <= 20000000u) {
             c2_photon *ends = malloc((size_t)n * sizeof *ends);
