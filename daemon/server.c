@@ -6,7 +6,8 @@
  *   RECV  a request arrived: parse it; answer at once (SEND), or hand a
  *         submit_event to the scheduler or a load_geometry to the builder
  *         thread (WAIT), which answers it later
- *   WAIT  the scheduler or the builder owns the item until c2d_work_reply
+ *   WAIT  the scheduler or the builder owns the item until c2d_work_reply,
+ *         which queues the reply for the sender threads
  *   SEND  the reply went out (or the peer is gone): receive again
  *
  * The pool size caps requests held at once; it is the scheduler's queue
@@ -33,12 +34,15 @@
 #include <nng/supplemental/tls/tls.h>
 
 #define SERVER_SPARE_CONTEXTS 64
+#define SERVER_SENDERS 4 /* threads that send replies made by the scheduler's threads */
 
 enum { W_RECV, W_WAIT, W_SEND };
 
 typedef struct c2d_work {
     int state;
     nng_aio *aio;
+    nng_msg *reply;                /* queued for a sender */
+    struct c2d_work *next_reply;   /* in the senders' queue */
     nng_ctx ctx;
     struct c2d_server *srv;
 } c2d_work;
@@ -73,6 +77,14 @@ struct c2d_server {
     pthread_cond_t build_cv;
     struct server_build *builds, **builds_tail; /* waiting loads, oldest first */
     int building, build_stop;
+    /* Senders: a REP send writes to the socket when the connection is idle,
+     * on the calling thread; done by the backend thread it was most of its
+     * time when it answered many small events. */
+    pthread_t senders[SERVER_SENDERS];
+    int nsenders, send_stop;
+    pthread_mutex_t send_mu;
+    pthread_cond_t send_cv;
+    c2d_work *sendq, **sendq_tail; /* replies to send, oldest first */
     pthread_t checker; /* the listener self-check, off the loop thread */
     pthread_mutex_t check_mu;
     pthread_cond_t check_cv;
@@ -104,7 +116,8 @@ nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message
     return m;
 }
 
-void c2d_work_reply(c2d_work *w, nng_msg *msg)
+/* Sends w's reply (NULL: none could be made, receive again). */
+static void server_send(c2d_work *w, nng_msg *msg)
 {
     if (!msg) { /* no memory even for an error: drop it, keep serving */
         w->state = W_RECV;
@@ -115,6 +128,61 @@ void c2d_work_reply(c2d_work *w, nng_msg *msg)
     atomic_fetch_add(&w->srv->sending, 1);
     nng_aio_set_msg(w->aio, msg);
     nng_ctx_send(w->ctx, w->aio);
+}
+
+static void *server_sender(void *arg)
+{
+    c2d_server *srv = arg;
+    pthread_mutex_lock(&srv->send_mu);
+    for (;;) {
+        while (!srv->sendq && !srv->send_stop) {
+            pthread_cond_wait(&srv->send_cv, &srv->send_mu);
+        }
+        c2d_work *w = srv->sendq;
+        if (!w) {
+            break; /* stopping, and nothing left */
+        }
+        if (!(srv->sendq = w->next_reply)) {
+            srv->sendq_tail = &srv->sendq;
+        }
+        pthread_mutex_unlock(&srv->send_mu);
+        nng_msg *m = w->reply;
+        w->reply = NULL;
+        server_send(w, m);
+        atomic_fetch_sub(&srv->sending, 1); /* counted as sending since it was queued */
+        pthread_mutex_lock(&srv->send_mu);
+    }
+    pthread_mutex_unlock(&srv->send_mu);
+    return NULL;
+}
+
+void c2d_work_reply(c2d_work *w, nng_msg *msg)
+{
+    c2d_server *srv = w->srv;
+    if (!msg || !srv->nsenders) {
+        server_send(w, msg);
+        return;
+    }
+    atomic_fetch_add(&srv->sending, 1); /* a stop waits for it from now */
+    w->reply = msg;
+    w->next_reply = NULL;
+    pthread_mutex_lock(&srv->send_mu);
+    *srv->sendq_tail = w;
+    srv->sendq_tail = &w->next_reply;
+    pthread_cond_signal(&srv->send_cv);
+    pthread_mutex_unlock(&srv->send_mu);
+}
+
+static void server_senders_stop(c2d_server *srv)
+{
+    pthread_mutex_lock(&srv->send_mu);
+    srv->send_stop = 1;
+    pthread_cond_broadcast(&srv->send_cv);
+    pthread_mutex_unlock(&srv->send_mu);
+    for (int i = 0; i < srv->nsenders; i++) {
+        pthread_join(srv->senders[i], NULL);
+    }
+    srv->nsenders = 0;
 }
 
 /* out, or NULL with err set when its packing ran out of memory (the
@@ -625,7 +693,7 @@ static void server_work_cb(void *arg)
         c2p_msg_free(&req);
         if (!taken) { /* else the scheduler has msg, and replies */
             nng_msg_free(msg);
-            c2d_work_reply(w, out);
+            server_send(w, out); /* on an NNG thread already */
         }
         return;
     }
@@ -895,6 +963,13 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     if (!srv->building) {
         c2d_log(C2D_LOG_WARN, "no geometry builder thread: loads build on NNG's threads");
     }
+    pthread_mutex_init(&srv->send_mu, NULL);
+    pthread_cond_init(&srv->send_cv, NULL);
+    srv->sendq_tail = &srv->sendq;
+    while (srv->nsenders < SERVER_SENDERS &&
+           pthread_create(&srv->senders[srv->nsenders], NULL, server_sender, srv) == 0) {
+        srv->nsenders++; /* none at all: replies are sent by the thread that makes them */
+    }
     uv_async_init(loop, &srv->closed_async, server_closed_cb);
     srv->closed_async.data = srv;
     int rv = nng_rep0_open(&srv->sock);
@@ -983,6 +1058,8 @@ static void server_free(uv_handle_t *h)
     pthread_cond_destroy(&srv->check_cv);
     pthread_mutex_destroy(&srv->build_mu);
     pthread_cond_destroy(&srv->build_cv);
+    pthread_mutex_destroy(&srv->send_mu);
+    pthread_cond_destroy(&srv->send_cv);
     free(srv->closed);
     free(srv);
 }
@@ -1000,6 +1077,7 @@ void c2d_server_stop(c2d_server *srv)
     for (int i = 0; i < 200 && atomic_load(&srv->sending) > 0; i++) {
         usleep(10000);
     }
+    server_senders_stop(srv);
     usleep(50000);
     nng_close(srv->sock);
     for (uint32_t i = 0; srv->works && i < srv->nworks; i++) {
