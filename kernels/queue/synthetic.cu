@@ -76,9 +76,13 @@ template <int FLOPS> __host__ __device__ static inline float syn_step(const floa
 {
     constexpr int CH = FLOPS >= 256 ? 4 : 1;
     const float a = table[syn_hash(id * 64u + step) & (SYN_TABLE - 1)];
+    /* distinct starts, so that no compiler merges the chains; constants, so
+     * each is one rounded add on host and device (a product could be
+     * contracted into an fma on one side only) */
+    const float start[4] = {0.0f, 0.001f, 0.002f, 0.003f};
     float c[CH];
     for (int k = 0; k < CH; k++) {
-        c[k] = x + 0.001f * (float)k; /* distinct, so that no compiler merges the chains */
+        c[k] = x + start[k];
     }
     for (int i = 0; i < FLOPS / 2 / CH; i++) {
         for (int k = 0; k < CH; k++) {
