@@ -134,11 +134,16 @@ TEST(cuda_rejects_bad_events)
 
 /* ---- the runtime (kernels/cuda/runtime.cu) ---- */
 
-static c2c_runtime *runtime_new_threads(uint64_t window, int wavefront, uint32_t warps_per_sm, uint32_t host_threads)
+/* host_threads and team_min (the team's hit and touch thresholds) as
+ * c2c_runtime_params takes them: 0 for the defaults. */
+static c2c_runtime *runtime_new_team(uint64_t window, int wavefront, uint32_t warps_per_sm, uint32_t host_threads,
+                                     uint32_t team_min)
 {
     c2c_runtime_params p;
     memset(&p, 0, sizeof p);
     p.host_threads = host_threads;
+    p.team_min_hits = team_min;
+    p.touch_min_bytes = team_min;
     p.window = window;
     p.pool_bytes = window ? 1 : 0; /* a forced window gets a pool of two: the ring wraps */
     p.wavefront = wavefront;
@@ -152,7 +157,7 @@ static c2c_runtime *runtime_new_threads(uint64_t window, int wavefront, uint32_t
 
 static c2c_runtime *runtime_new(uint64_t window, int wavefront, uint32_t warps_per_sm)
 {
-    return runtime_new_threads(window, wavefront, warps_per_sm, 0);
+    return runtime_new_team(window, wavefront, warps_per_sm, 0, 0);
 }
 
 static c2_event_result *runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2_event *ev, uint32_t n,
@@ -352,8 +357,11 @@ TEST(cuda_runtime_windows_and_modes_identical)
     c2c_geometry_free(dg);
     c2_geometry_free(g);
 
-    /* hits enough for the host threads that order them (two windows of
-     * ~50k hits on the default detector): any number of them, same bytes */
+    /* the host team orders hits, pre-faults result pages and sums channels:
+     * any number of threads, same bytes. By default it starts at 4096 hits
+     * a window and 8 MiB of growth (two windows of ~50k hits on the default
+     * detector pass the first); set to 1, small events (C2T_SMALL) use it
+     * everywhere, and the stats show that it ran. */
     c2_detector_params p;
     c2_detector_params_default(&p);
     g = c2_detector_build(&p, NULL, &err);
@@ -362,22 +370,28 @@ TEST(cuda_runtime_windows_and_modes_identical)
     CHECK(dg, "%s", err.msg);
     c2_source src = {{1000, -2000, 500}, 0.0f, {0, 0, 1}, -1.0f, 420.0f, -1, c2t_cap(1000000), 0};
     c2_event ev = c2t_event(78, 6, NULL, 0, &src, 1, C2_RETURN_HITS | C2_RETURN_CHANNELS);
-    static const uint32_t threads[] = {1, 3, 0};
+    static const struct {
+        uint32_t threads, team_min;
+    } teams[] = {{1, 1}, {3, 1}, {8, 1}, {0, 0}};
     c2_event_result *one = NULL;
-    for (size_t k = 0; k < sizeof threads / sizeof threads[0]; k++) {
-        c2c_runtime *rt = runtime_new_threads(0, 0, 0, threads[k]);
+    for (size_t k = 0; k < sizeof teams / sizeof teams[0]; k++) {
+        c2c_runtime *rt = runtime_new_team(0, 0, 0, teams[k].threads, teams[k].team_min);
         c2c_run_stats st;
         c2_event_result *res = runtime_run(rt, dg, &ev, 1, &st);
         char what[64];
-        snprintf(what, sizeof what, "%u host threads", threads[k]);
+        snprintf(what, sizeof what, "%u host threads%s", teams[k].threads, teams[k].team_min ? ", team from 1" : "");
         if (one) {
             same_bytes(one, res, 1, what);
             results_free(res, 1);
         } else {
             one = res;
         }
-        printf("  %s%s: %u hits in %u windows%s\n", what, threads[k] ? "" : " (the default)", one->nhits, st.windows,
-               k ? ", same bytes as one" : "");
+        printf("  %s%s: %u hits in %u windows, %llu team rounds%s\n", what, teams[k].threads ? "" : " (the default)",
+               one->nhits, st.windows, (unsigned long long)st.team_rounds, k ? ", same bytes as one" : "");
+        if (teams[k].team_min) { /* a team of one never runs a round; a larger one runs every window */
+            CHECK(teams[k].threads == 1 ? st.team_rounds == 0 : st.team_rounds >= st.windows,
+                  "%s: %llu team rounds in %u windows", what, (unsigned long long)st.team_rounds, st.windows);
+        }
         c2c_runtime_free(rt);
     }
     results_free(one, 1);

@@ -77,6 +77,7 @@ typedef void (*c2i_team_fn)(void *arg, uint32_t t, uint32_t n);
 c2i_team *c2i_team_new(uint32_t n);
 void c2i_team_free(c2i_team *tm); /* joins the workers; NULL is fine */
 uint32_t c2i_team_size(const c2i_team *tm);
+uint64_t c2i_team_rounds(const c2i_team *tm); /* rounds run on more than one thread so far (the caller's count) */
 void c2i_team_run(c2i_team *tm, c2i_team_fn fn, void *arg);
 
 /* The CPUs this process may run on: its affinity mask, so a cpuset or

@@ -88,6 +88,8 @@ void c2i_team_free(c2i_team *tm)
 
 uint32_t c2i_team_size(const c2i_team *tm) { return tm ? tm->n : 1; }
 
+uint64_t c2i_team_rounds(const c2i_team *tm) { return tm ? tm->round : 0; }
+
 void c2i_team_run(c2i_team *tm, c2i_team_fn fn, void *arg)
 {
     if (!tm || tm->n == 1) {

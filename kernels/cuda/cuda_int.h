@@ -55,7 +55,13 @@ typedef struct c2c_runtime_params {
     uint64_t pool_bytes;
     uint64_t window; /* photons per window at most (0: 2^19, fewer if the pool is small); tests force small ones */
     uint32_t host_threads; /* threads (the polling one included) that order a window's hits (0: half the
-                              CPU cores, at most 8) */
+                              CPUs the process may use, at most 8) */
+    /* Where the host team starts to pay: windows of at least team_min_hits
+     * hits are ordered on it, result arrays growing by at least
+     * touch_min_bytes have their pages pre-faulted by it (0: 4096 hits,
+     * 8 MiB). Tests set 1 to run the team on small events. */
+    uint32_t team_min_hits;
+    uint64_t touch_min_bytes;
     uint32_t warps_per_sm; /* resident warps of the persistent kernel (0: as many as fit, 24 on
                               an H200: 1.2-1.3x the photons/s of 16, benchmarks table 2) */
     int wavefront;         /* c2c_runtime_run: one step per launch instead (the benchmark's baseline) */
@@ -72,6 +78,7 @@ typedef struct c2c_run_stats {
     double host_seconds;   /* of which the host spent on window drains and results */
     uint64_t photons, window;
     uint32_t windows, warps;
+    uint64_t team_rounds; /* rounds the host team ran on more than one thread (ordering, page touch, channels) */
 } c2c_run_stats;
 
 /* Sets up the runtime on the current device (params may be NULL). Pools

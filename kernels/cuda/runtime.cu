@@ -65,7 +65,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "../cpu/engine_int.h"
 #include "../queue/ring.cuh"
@@ -78,7 +77,6 @@
 #define RT_NE (1u << 18)    /* event slots: events fed and not yet delivered, at most */
 #define RT_ARENA_MIN (64ull << 20)
 #define RT_WINDOW (1ull << 19) /* photons per window at most (benchmarks table 2 chose it) */
-#define RT_TEAM_MIN_HITS 4096u /* fewer hits are ordered by the polling thread alone */
 
 /* Per-event counters on the device. */
 struct rt_evstat {
@@ -380,10 +378,16 @@ __global__ void __launch_bounds__(RT_BLOCK) rt_wave_step(rt_dev d, const c2_phot
 
 /* ---- host side ---- */
 
-/* A buffer that grows and is kept (device or pinned host). */
+/* Where an rt_buf lives: device, pinned (and mapped) host memory for
+ * copies and doorbells, or plain host memory for the host's own scratch
+ * (pinning it would only lock pages away from the rest of the machine). */
+enum { RT_DEV, RT_PINNED, RT_PLAIN };
+
+/* A buffer that grows and is kept. */
 struct rt_buf {
     void *p;
     size_t size;
+    int kind;
 };
 
 enum { RT_D_WINS, RT_D_CTL, RT_D_STAT, RT_D_CANCEL, RT_D_HITS, RT_D_KEYS, RT_D_ENDS, RT_D_ARENA, RT_D_WAVE, RT_D_N };
@@ -465,22 +469,33 @@ static void rt_break(c2c_runtime *rt, const char *why)
     }
 }
 
-/* Makes b hold at least size bytes (contents not kept). Only while no
- * kernel runs. */
-static cudaError_t rt_grow(rt_buf *b, size_t size, int host)
+static void rt_buf_free(rt_buf *b)
+{
+    if (b->kind == RT_DEV) {
+        cudaFree(b->p);
+    } else if (b->kind == RT_PINNED) {
+        cudaFreeHost(b->p);
+    } else {
+        free(b->p);
+    }
+    b->p = NULL;
+    b->size = 0;
+}
+
+/* Makes b, of the given kind, hold at least size bytes (contents not
+ * kept). Only while no kernel runs. */
+static cudaError_t rt_grow(rt_buf *b, size_t size, int kind)
 {
     if (b->size >= size) {
         return cudaSuccess;
     }
-    if (host) {
-        cudaFreeHost(b->p);
-    } else {
-        cudaFree(b->p);
-    }
-    b->p = NULL;
-    b->size = 0;
+    rt_buf_free(b);
+    b->kind = kind;
     size = size + size / 4 + 256; /* room to grow */
-    cudaError_t e = host ? cudaHostAlloc(&b->p, size, cudaHostAllocMapped) : cudaMalloc(&b->p, size);
+    cudaError_t e = kind == RT_DEV      ? cudaMalloc(&b->p, size)
+                    : kind == RT_PINNED ? cudaHostAlloc(&b->p, size, cudaHostAllocMapped)
+                    : (b->p = malloc(size)) ? cudaSuccess
+                                           : cudaErrorMemoryAllocation;
     if (e == cudaSuccess) {
         b->size = size;
     } else {
@@ -546,17 +561,15 @@ extern "C" c2c_runtime *c2c_runtime_new(const c2c_runtime_params *params, c2_err
         rc = C2_EIO;
         goto out;
     }
-    {
-        const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        uint32_t n = rt->params.host_threads;
-        if (!n) { /* half the cores, up to 8: the daemon's other threads need the rest */
-            n = cores >= 4 ? (uint32_t)(cores / 2) : 1;
-            n = n < 8 ? n : 8;
-        }
-        if (!(rt->team = c2i_team_new(n))) {
-            rc = c2i_fail(err, C2_ENOMEM, "out of memory");
-            goto out;
-        }
+    if (!rt->params.host_threads) { /* half the CPUs, up to 8: the daemon's other threads need the rest */
+        const uint32_t cores = c2i_cores();
+        rt->params.host_threads = cores >= 4 ? (cores / 2 < 8 ? cores / 2 : 8) : 1;
+    }
+    rt->params.team_min_hits = rt->params.team_min_hits ? rt->params.team_min_hits : 4096;
+    rt->params.touch_min_bytes = rt->params.touch_min_bytes ? rt->params.touch_min_bytes : 8u << 20;
+    if (!(rt->team = c2i_team_new(rt->params.host_threads))) {
+        rc = c2i_fail(err, C2_ENOMEM, "out of memory");
+        goto out;
     }
     rt->pool_bytes = rt->params.pool_bytes;
     if (!rt->pool_bytes) {
@@ -625,10 +638,10 @@ extern "C" void c2c_runtime_free(c2c_runtime *rt)
         return;
     }
     for (int i = 0; i < RT_D_N; i++) {
-        cudaFree(rt->dev[i].p);
+        rt_buf_free(&rt->dev[i]);
     }
     for (int i = 0; i < RT_H_N; i++) {
-        cudaFreeHost(rt->host[i].p);
+        rt_buf_free(&rt->host[i]);
     }
     cudaStream_t streams[3] = {rt->ks, rt->cs, rt->ds};
     for (int i = 0; i < 3; i++) {
@@ -693,32 +706,33 @@ static int rt_start(c2c_runtime *rt, const c2c_geometry *dg, uint64_t window, in
     struct {
         rt_buf *buf;
         size_t size;
-        int host;
+        int kind;
     } need[] = {
-        {&rt->dev[RT_D_WINS], RT_NW * sizeof(rt_win), 0},
-        {&rt->dev[RT_D_CTL], ctl_bytes, 0},
-        {&rt->dev[RT_D_STAT], RT_NE * sizeof(rt_evstat), 0},
-        {&rt->dev[RT_D_CANCEL], RT_NE * sizeof(unsigned long long), 0},
-        {&rt->dev[RT_D_HITS], P * sizeof(c2_hit), 0},
-        {&rt->dev[RT_D_KEYS], P * sizeof(uint32_t), 0},
-        {&rt->dev[RT_D_ENDS], ends ? P * sizeof(c2_photon) : 0, 0},
-        {&rt->dev[RT_D_ARENA], arena, 0},
-        {&rt->dev[RT_D_WAVE], rt->params.wavefront ? P * sizeof(c2_photon) : 0, 0},
-        {&rt->host[RT_H_WINS], RT_NW * sizeof(rt_win), 1},
-        {&rt->host[RT_H_STAGE], arena, 1},
-        {&rt->host[RT_H_HITS], W * sizeof(c2_hit), 1},
-        {&rt->host[RT_H_KEYS], W * sizeof(uint32_t) + 64, 1},
-        {&rt->host[RT_H_ENDS], ends ? W * sizeof(c2_photon) : 0, 1},
-        {&rt->host[RT_H_MAPPED], (RT_NW + RT_NE) * sizeof(unsigned long long), 1},
-        {&rt->host[RT_H_SORT], 5 * W * sizeof(uint32_t), 1},
-        {&rt->host[RT_H_SORTED], W * sizeof(c2_hit), 1},
-        {&rt->host[RT_H_STAT], RT_NE * sizeof(rt_evstat), 1},
-        {&rt->host[RT_H_ZERO], RT_NE * sizeof(rt_evstat), 1},
+        {&rt->dev[RT_D_WINS], RT_NW * sizeof(rt_win), RT_DEV},
+        {&rt->dev[RT_D_CTL], ctl_bytes, RT_DEV},
+        {&rt->dev[RT_D_STAT], RT_NE * sizeof(rt_evstat), RT_DEV},
+        {&rt->dev[RT_D_CANCEL], RT_NE * sizeof(unsigned long long), RT_DEV},
+        {&rt->dev[RT_D_HITS], P * sizeof(c2_hit), RT_DEV},
+        {&rt->dev[RT_D_KEYS], P * sizeof(uint32_t), RT_DEV},
+        {&rt->dev[RT_D_ENDS], ends ? P * sizeof(c2_photon) : 0, RT_DEV},
+        {&rt->dev[RT_D_ARENA], arena, RT_DEV},
+        {&rt->dev[RT_D_WAVE], rt->params.wavefront ? P * sizeof(c2_photon) : 0, RT_DEV},
+        {&rt->host[RT_H_WINS], RT_NW * sizeof(rt_win), RT_PINNED},
+        {&rt->host[RT_H_STAGE], arena, RT_PINNED},
+        {&rt->host[RT_H_HITS], W * sizeof(c2_hit), RT_PINNED},
+        {&rt->host[RT_H_KEYS], W * sizeof(uint32_t) + 64, RT_PINNED},
+        {&rt->host[RT_H_ENDS], ends ? W * sizeof(c2_photon) : 0, RT_PINNED},
+        {&rt->host[RT_H_MAPPED], (RT_NW + RT_NE) * sizeof(unsigned long long), RT_PINNED},
+        {&rt->host[RT_H_SORT], 5 * W * sizeof(uint32_t), RT_PLAIN},
+        {&rt->host[RT_H_SORTED], W * sizeof(c2_hit), RT_PLAIN},
+        {&rt->host[RT_H_STAT], RT_NE * sizeof(rt_evstat), RT_PINNED},
+        {&rt->host[RT_H_ZERO], RT_NE * sizeof(rt_evstat), RT_PINNED},
     };
+    static const char *const kind_name[] = {"device", "pinned host", "host"};
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
-        if (need[i].size && rt_grow(need[i].buf, need[i].size, need[i].host) != cudaSuccess) {
+        if (need[i].size && rt_grow(need[i].buf, need[i].size, need[i].kind) != cudaSuccess) {
             return c2i_fail(err, C2_ENOMEM, "cuda runtime: cannot allocate %zu bytes of %s memory (window %llu)",
-                            need[i].size, need[i].host ? "pinned host" : "device", (unsigned long long)W);
+                            need[i].size, kind_name[need[i].kind], (unsigned long long)W);
         }
     }
     rt->P = P;
@@ -891,8 +905,9 @@ static void rt_touch_slice(void *arg, uint32_t t, uint32_t n)
     }
 }
 
-/* Makes room for n more hits in an event's result (at least doubling). */
-static int rt_reserve_hits(c2i_team *team, c2_event_result *r, uint32_t *cap, uint32_t n)
+/* Makes room for n more hits in an event's result (at least doubling;
+ * the slack is given back at delivery). */
+static int rt_reserve_hits(c2c_runtime *rt, c2_event_result *r, uint32_t *cap, uint32_t n)
 {
     if (r->nhits + (uint64_t)n <= *cap) {
         return 0;
@@ -906,8 +921,8 @@ static int rt_reserve_hits(c2i_team *team, c2_event_result *r, uint32_t *cap, ui
     r->hits = a;
     *cap = (uint32_t)c;
     rt_touch x = {(char *)(a + r->nhits), (size_t)(c - r->nhits) * sizeof *a}; /* the part not yet written */
-    if (x.bytes >= (8u << 20) && c2i_team_size(team) > 1) {
-        c2i_team_run(team, rt_touch_slice, &x);
+    if (x.bytes >= rt->params.touch_min_bytes && c2i_team_size(rt->team) > 1) {
+        c2i_team_run(rt->team, rt_touch_slice, &x);
     }
     return 0;
 }
@@ -1012,6 +1027,9 @@ static int rt_deliver(c2c_runtime *rt, rt_feed *f, uint32_t e0, uint32_t e1, c2_
             free(r->hits);
             r->hits = NULL;
             r->nhits = 0;
+        } else if (r->nhits && r->nhits < f->hit_cap[e]) { /* the growth's slack, resident if it was touched */
+            c2_hit *a = (c2_hit *)realloc(r->hits, (size_t)r->nhits * sizeof *a);
+            r->hits = a ? a : r->hits;
         }
         f->state[e] |= RT_EV_DELIVERED;
         f->left--;
@@ -1025,36 +1043,41 @@ out:
     return rc;
 }
 
-/* A window's hits put in ticket order by the host team: thread t takes
- * the tickets [t << shift, (t + 1) << shift), picks its hits out, orders
- * them and gathers them, with their keys, to their places (start[t] on). */
+/* A window's hits put in ticket order by the host team. The tickets are
+ * cut into pieces of 2^shift, RT_PIECES per thread or fewer, and thread t
+ * takes the pieces [t * pieces / n, (t + 1) * pieces / n): it picks its
+ * hits out (every thread reads all keys: a parallel scan, where handing
+ * the hits out on one thread first would be a serial pass as long), orders
+ * them and gathers them, with their keys, to their places. Eight pieces a
+ * thread keep the threads within ~1/8 of even on any window size. */
+#define RT_PIECES 8u
 typedef struct rt_order {
     const uint32_t *keys; /* the window's, as copied out: photon within the window */
     const c2_hit *hits;
-    uint32_t nh, shift;
-    uint32_t start[C2I_TEAM_MAX + 1];
-    uint32_t *idx, *lk, *ord, *tmp; /* scratch, nh each, by place */
-    uint32_t *skeys;                /* out: keys in order */
-    c2_hit *out;                    /* out: hits in order */
+    uint32_t nh, shift, pieces;
+    uint32_t start[RT_PIECES * C2I_TEAM_MAX + 1]; /* hits in pieces before piece k */
+    uint32_t *idx, *lk, *ord, *tmp;               /* scratch, nh each, by place */
+    uint32_t *skeys;                              /* out: keys in order */
+    c2_hit *out;                                  /* out: hits in order */
 } rt_order;
 
 static void rt_order_slice(void *arg, uint32_t t, uint32_t n)
 {
-    (void)n;
     rt_order *o = (rt_order *)arg;
-    const uint32_t at = o->start[t], m = o->start[t + 1] - at;
-    const uint32_t low = (uint32_t)((1ull << o->shift) - 1);
+    const uint32_t p0 = t * o->pieces / n, p1 = (t + 1) * o->pieces / n;
+    const uint32_t at = o->start[p0], m = o->start[p1] - at;
+    const uint32_t lo = p0 << o->shift, span = (p1 - p0) << o->shift; /* this thread's tickets */
     uint32_t *idx = o->idx + at, *lk = o->lk + at, *ord = o->ord + at;
     for (uint32_t i = 0, j = 0; j < m; i++) {
-        if (o->keys[i] >> o->shift == t) {
+        if (o->keys[i] - lo < span) { /* unsigned: keys below lo wrap past span */
             idx[j] = i;
-            lk[j++] = o->keys[i] & low;
+            lk[j++] = o->keys[i] - lo;
         }
     }
     c2i_radix_order(lk, m, ord, o->tmp + at);
     for (uint32_t i = 0; i < m; i++) {
         o->out[at + i] = o->hits[idx[ord[i]]];
-        o->skeys[at + i] = (t << o->shift) + lk[ord[i]];
+        o->skeys[at + i] = lo + lk[ord[i]];
     }
 }
 
@@ -1064,15 +1087,16 @@ static int rt_order_hits(c2c_runtime *rt, uint32_t nh, uint64_t size, rt_order *
 {
     const uint32_t *hk = (const uint32_t *)rt->host[RT_H_KEYS].p;
     uint32_t *sc = (uint32_t *)rt->host[RT_H_SORT].p;
-    const uint32_t n = nh >= RT_TEAM_MIN_HITS ? c2i_team_size(rt->team) : 1;
+    const uint32_t n = nh >= rt->params.team_min_hits ? c2i_team_size(rt->team) : 1;
     o->keys = hk;
     o->hits = (const c2_hit *)rt->host[RT_H_HITS].p;
     o->nh = nh;
     o->idx = sc, o->lk = sc + nh, o->ord = sc + 2 * nh, o->tmp = sc + 3 * nh, o->skeys = sc + 4 * nh;
     o->out = (c2_hit *)rt->host[RT_H_SORTED].p;
-    for (o->shift = 0; (size - 1) >> o->shift >= n; o->shift++) { /* slices of 2^shift tickets, n at most */
+    for (o->shift = 0; (size - 1) >> o->shift >= RT_PIECES * n; o->shift++) {
     }
-    memset(o->start, 0, sizeof o->start);
+    o->pieces = (uint32_t)((size - 1) >> o->shift) + 1;
+    memset(o->start, 0, (o->pieces + 1) * sizeof o->start[0]);
     for (uint32_t i = 0; i < nh; i++) {
         if (hk[i] >= size) {
             return c2i_fail(err, C2_EIO, "cuda runtime: a hit of photon %u in a window of %llu", hk[i],
@@ -1080,8 +1104,8 @@ static int rt_order_hits(c2c_runtime *rt, uint32_t nh, uint64_t size, rt_order *
         }
         o->start[(hk[i] >> o->shift) + 1]++;
     }
-    for (uint32_t t = 0; t < n; t++) {
-        o->start[t + 1] += o->start[t];
+    for (uint32_t k = 0; k < o->pieces; k++) {
+        o->start[k + 1] += o->start[k];
     }
     if (n > 1) {
         c2i_team_run(rt->team, rt_order_slice, o);
@@ -1147,7 +1171,7 @@ static int rt_drain(c2c_runtime *rt, uint64_t k, c2_error *err)
                 j++;
             }
             c2_event_result *r = &f->res[e];
-            if (rt_reserve_hits(rt->team, r, &f->hit_cap[e], j - i)) {
+            if (rt_reserve_hits(rt, r, &f->hit_cap[e], j - i)) {
                 return c2i_fail(err, C2_ENOMEM, "cuda runtime: out of host memory for hits");
             }
             memcpy(r->hits + r->nhits, o.out + i, (j - i) * sizeof(c2_hit));
@@ -1507,7 +1531,7 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
                                c2_event_result *results, c2c_run_stats *stats, c2_error *err)
 {
     const double t_call = c2c_now();
-    const uint64_t windows0 = rt->windows_made;
+    const uint64_t windows0 = rt->windows_made, rounds0 = c2i_team_rounds(rt->team);
     rt_count c = {n, 0};
     if (stats) {
         memset(stats, 0, sizeof *stats);
@@ -1549,6 +1573,7 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
         stats->window = rt->W;
         stats->windows = (uint32_t)(rt->windows_made - windows0);
         stats->warps = rt->warps;
+        stats->team_rounds = c2i_team_rounds(rt->team) - rounds0;
         stats->seconds = c2c_now() - t_call;
         stats->host_seconds = rt->host_seconds - host0 + (rc ? 0.0 : c2c_now() - t_results);
     }
