@@ -8,13 +8,17 @@ import pytest
 import chroma2
 
 PMTS = 300  # the built-in detector's PMTs, in the daemon and the reference alike
+BACKEND = os.environ.get("CHROMA2_TEST_BACKEND", "cpu")  # make test-gpu: cuda
+# photons of an event that runs for seconds, long enough to cancel or time
+# out (the GPU does 20 M in ~0.1 s)
+LONG = 1_000_000_000 if BACKEND == "cuda" else 20_000_000
 
 
 @pytest.fixture(scope="session")
 def daemon():
     # cpu by default: results are compared bit for bit with the in-process
-    # CPU engine (the GPU's agreement is tested in tests/gpu and the C suite)
-    d = chroma2.Daemon(backend=os.environ.get("CHROMA2_TEST_BACKEND", "cpu"), detector_pmts=PMTS, threads=2)
+    # CPU engine (from cuda up to float rounding: test_session.same)
+    d = chroma2.Daemon(backend=BACKEND, detector_pmts=PMTS, threads=2)
     yield d
     assert d.stop() == 0, d.log_tail()
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import PMTS, point
+from conftest import BACKEND, LONG, PMTS, point
 
 import chroma2
 from chroma2 import flags
@@ -20,15 +20,47 @@ from chroma2 import flags
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+# The cpu backend gives the engine's bytes; the cuda one the same up to
+# float rounding (the GPU fuses multiply-adds), which can send a rare photon
+# another way: as the C daemon suite, at least 99.9% alike there.
+EXACT = BACKEND != "cuda"
+
+
+def near(x, y):
+    """Times alike up to float rounding."""
+    return np.abs(x - y) <= 1e-3 + 1e-4 * np.abs(y)
+
+
 def same(a, b):
-    """Two Results hold the same hits, end states and channel summaries."""
-    for key in ("hits", "channels"):
-        x, y = getattr(a, key), getattr(b, key)
-        assert (x is None) == (y is None) and (x is None or np.array_equal(x, y)), key
+    """Result a (the daemon's) holds b's (the engine's) hits, end states,
+    channel summaries and counters: the same bytes, or from cuda at least
+    99.9% of hits on the same photons and channels at times alike, of end
+    states with the same flags, channel and time, steps within 0.1%, and
+    channel summaries that sum a's own hits."""
+    for key in ("hits", "channels", "photons"):
+        assert (getattr(a, key) is None) == (getattr(b, key) is None), key
+    if EXACT:
+        for key in ("hits", "channels"):
+            assert getattr(a, key) is None or np.array_equal(getattr(a, key), getattr(b, key)), key
+        if a.photons is not None:
+            for col in ("pos", "dir", "pol", "wavelengths", "t", "flags", "channels", "last_hit_triangles", "steps"):
+                assert np.array_equal(getattr(a.photons, col), getattr(b.photons, col)), col
+        assert a.counters == b.counters
+        return
+    if a.hits is not None:
+        x, y = a.hits, b.hits
+        _, i, j = np.intersect1d(x["photon_id"], y["photon_id"], assume_unique=True, return_indices=True)
+        alike = np.count_nonzero((x["channel"][i] == y["channel"][j]) & near(x["time"][i], y["time"][j]))
+        assert alike >= 0.999 * len(y) and len(x) <= len(y) + 1 + len(y) // 1000, (alike, len(x), len(y))
+    if a.channels is not None and a.hits is not None:
+        ch, count = np.unique(a.hits["channel"], return_counts=True)
+        assert np.array_equal(a.channels["channel"], ch) and np.array_equal(a.channels["count"], count)
     if a.photons is not None:
-        for col in ("pos", "dir", "pol", "wavelengths", "t", "flags", "channels", "last_hit_triangles", "steps"):
-            assert np.array_equal(getattr(a.photons, col), getattr(b.photons, col)), col
-    assert a.counters == b.counters
+        p, q = a.photons, b.photons
+        alike = (p.flags == q.flags) & (p.channels == q.channels) & near(p.t, q.t)
+        assert np.count_nonzero(alike) >= 0.999 * len(q), (np.count_nonzero(alike), len(q))
+    c, d = a.counters, b.counters
+    assert c["photons"] == d["photons"] and abs(c["steps"] - d["steps"]) <= 0.001 * d["steps"] + 2, (c, d)
 
 
 def test_hello_status_ping_stats(session):
@@ -160,7 +192,7 @@ def _wait_for(cond, timeout=30):
 
 def test_cancel_reaches_daemon(session):
     before = session.stats()["events"]["cancelled"]
-    f = session.submit(point(20_000_000, seed=1))
+    f = session.submit(point(LONG, seed=1))
     _wait_for(lambda: any(e["ticket"] for e in session.events()))
     assert f.cancel() and f.cancelled()
     with pytest.raises(concurrent.futures.CancelledError):
@@ -168,7 +200,7 @@ def test_cancel_reaches_daemon(session):
     _wait_for(lambda: session.stats()["events"]["cancelled"] == before + 1)
 
     async def cancel_task():
-        t = asyncio.ensure_future(session.submit_async(point(20_000_000, seed=2)))
+        t = asyncio.ensure_future(session.submit_async(point(LONG, seed=2)))
         await asyncio.sleep(0.2)
         t.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -180,12 +212,12 @@ def test_cancel_reaches_daemon(session):
 
 
 def test_timeouts_and_deadlines(session):
-    f = session.submit(point(3_000_000, seed=4))
+    f = session.submit(point(LONG, seed=4))
     with pytest.raises(concurrent.futures.TimeoutError):
         f.result(timeout=0.01)
     f.cancel()
     with pytest.raises(chroma2.errors.DeadlineError, match="deadline"):
-        session.submit(point(3_000_000, seed=5, deadline=0.05)).result(60)
+        session.submit(point(LONG, seed=5, deadline=0.05)).result(60)
     with pytest.raises(chroma2.errors.NotFoundError, match="nope"):
         session.submit(point(10, geometry="nope")).result(60)
     with pytest.raises(chroma2.errors.DigestMismatchError):
