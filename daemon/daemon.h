@@ -239,8 +239,9 @@ struct uv_loop_s;
 
 c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backend *backend,
                              struct uv_loop_s *loop, c2_error *err);
-/* Replies to a work item's request with msg (ownership moves to NNG) and
- * re-arms it; from any thread. */
+/* Replies to a work item's request with msg (ownership moves to the
+ * server, then NNG) and re-arms it; from any thread. The reply is queued
+ * for the server's sender threads: the caller does not write the socket. */
 void c2d_work_reply(struct c2d_work *w, nng_msg *msg);
 /* Builds an error reply for a work item's request. */
 nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message);
