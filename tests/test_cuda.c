@@ -134,20 +134,11 @@ TEST(cuda_rejects_bad_events)
 
 /* ---- the runtime (kernels/cuda/runtime.cu) ---- */
 
-/* host_threads and team_min (the team's hit and touch thresholds) as
- * c2c_runtime_params takes them: 0 for the defaults. */
-static c2c_runtime *runtime_new_team(uint64_t window, int wavefront, uint32_t warps_per_sm, uint32_t host_threads,
-                                     uint32_t team_min)
+/* A runtime with params p (0 fields: the defaults); a forced window gets
+ * a pool of two windows, so that the ring wraps. */
+static c2c_runtime *runtime_with(c2c_runtime_params p)
 {
-    c2c_runtime_params p;
-    memset(&p, 0, sizeof p);
-    p.host_threads = host_threads;
-    p.team_min_hits = team_min;
-    p.touch_min_bytes = team_min;
-    p.window = window;
-    p.pool_bytes = window ? 1 : 0; /* a forced window gets a pool of two: the ring wraps */
-    p.wavefront = wavefront;
-    p.warps_per_sm = warps_per_sm;
+    p.pool_bytes = p.window ? 1 : 0;
     p.watchdog_s = 60;
     c2_error err = {0};
     c2c_runtime *rt = c2c_runtime_new(&p, &err);
@@ -157,7 +148,7 @@ static c2c_runtime *runtime_new_team(uint64_t window, int wavefront, uint32_t wa
 
 static c2c_runtime *runtime_new(uint64_t window, int wavefront, uint32_t warps_per_sm)
 {
-    return runtime_new_team(window, wavefront, warps_per_sm, 0, 0);
+    return runtime_with((c2c_runtime_params){.window = window, .wavefront = wavefront, .warps_per_sm = warps_per_sm});
 }
 
 static c2_event_result *runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2_event *ev, uint32_t n,
@@ -335,12 +326,17 @@ TEST(cuda_runtime_windows_and_modes_identical)
         int wavefront;
         uint32_t warps;
         const char *what;
-    } ways[] = {{1000, 0, 0, "windows of 1000 photons (streamed through the pool)"},
-                {7, 0, 0, "windows of 7 photons"},
-                {0, 0, 1, "one warp per SM"},
-                {0, 1, 0, "wavefront mode"}};
+        int one_launch;
+    } ways[] = {{1000, 0, 0, "windows of 1000 photons (streamed through the pool)", 0},
+                {7, 0, 0, "windows of 7 photons", 0},
+                {0, 0, 1, "one warp per SM", 0},
+                {0, 1, 0, "wavefront mode", 0},
+                {0, 0, 0, "one launch after the windows (profiling)", 1}};
     for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
-        c2c_runtime *rt = runtime_new(ways[w].window, ways[w].wavefront, ways[w].warps);
+        c2c_runtime *rt = runtime_with((c2c_runtime_params){.window = ways[w].window,
+                                                            .wavefront = ways[w].wavefront,
+                                                            .warps_per_sm = ways[w].warps,
+                                                            .one_launch = ways[w].one_launch});
         c2c_run_stats st;
         c2_event_result *res = runtime_run(rt, dg, f.ev, 3, &st);
         same_bytes(ref, res, 3, ways[w].what);
@@ -351,6 +347,21 @@ TEST(cuda_runtime_windows_and_modes_identical)
         results_free(res, 3);
         c2c_runtime_free(rt);
     }
+    /* one_launch refuses a call larger than one pass of the pool (here two
+     * windows of 7 photons), and serves the next one that fits */
+    c2c_runtime *small = runtime_with((c2c_runtime_params){.window = 7, .one_launch = 1});
+    c2_event_result none[3];
+    int rc = c2c_runtime_run(small, dg, f.ev, 3, none, NULL, &err);
+    printf("  one launch, too large -> %s: %s\n", c2_errname(rc), err.msg);
+    CHECK(rc == C2_ELIMIT && strstr(err.msg, "one pass of the pool"), "a call larger than the pool: %s", err.msg);
+    c2_event tiny = f.ev[0];
+    tiny.nphotons = 14;
+    tiny.nsources = 0;
+    c2_event_result *got = runtime_run(small, dg, &tiny, 1, NULL), *want = runtime_run(base, dg, &tiny, 1, NULL);
+    same_bytes(want, got, 1, "one launch of 14 photons after a refusal");
+    results_free(got, 1);
+    results_free(want, 1);
+    c2c_runtime_free(small);
     results_free(ref, 3);
     c2c_runtime_free(base);
     free(f.ph);
@@ -375,7 +386,9 @@ TEST(cuda_runtime_windows_and_modes_identical)
     } teams[] = {{1, 1}, {3, 1}, {8, 1}, {0, 0}};
     c2_event_result *one = NULL;
     for (size_t k = 0; k < sizeof teams / sizeof teams[0]; k++) {
-        c2c_runtime *rt = runtime_new_team(0, 0, 0, teams[k].threads, teams[k].team_min);
+        c2c_runtime *rt = runtime_with((c2c_runtime_params){.host_threads = teams[k].threads,
+                                                            .team_min_hits = teams[k].team_min,
+                                                            .touch_min_bytes = teams[k].team_min});
         c2c_run_stats st;
         c2_event_result *res = runtime_run(rt, dg, &ev, 1, &st);
         char what[64];

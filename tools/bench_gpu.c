@@ -6,6 +6,9 @@
  * Prints markdown tables for doc/benchmarks.md. A benchmark, not a test.
  *
  * Usage: bench-gpu [-n photons[,photons...]]
+ *        bench-gpu --profile photons   one call of the runtime's persistent
+ *            kernel in one launch without the host (one_launch), for
+ *            Nsight Compute (tools/gpu-run profile); prints what it ran
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -189,17 +192,48 @@ static int bench_physics(const c2_geometry *g, const c2c_geometry *dg, const uin
     return 0;
 }
 
+/* --profile: one call, one launch of the persistent kernel that needs no
+ * host while it runs (Nsight's kernel replay re-runs it as it is). */
+static int bench_profile(const c2c_geometry *dg, uint32_t n)
+{
+    c2_error err = {0};
+    c2_source *src = malloc(BENCH_SOURCES * sizeof *src);
+    c2c_runtime_params rp = {.window = 1u << 25, .one_launch = 1};
+    c2c_runtime *rt = src ? c2c_runtime_new(&rp, &err) : NULL;
+    if (!rt) {
+        fprintf(stderr, "bench-gpu: %s\n", src ? err.msg : "out of memory");
+        free(src);
+        return 1;
+    }
+    c2_event ev = bench_event(n, 1000.0f * 5.0f, src);
+    c2_event_result r;
+    c2c_run_stats st;
+    int rc = c2c_runtime_run(rt, dg, &ev, 1, &r, &st, &err);
+    if (rc) {
+        fprintf(stderr, "bench-gpu: %s\n", err.msg);
+    } else {
+        printf("one launch: %llu photons, %u hits, %u window(s), %u warps, kernel %.4f s, call %.4f s\n",
+               (unsigned long long)st.photons, r.nhits, st.windows, st.warps, st.kernel_seconds, st.seconds);
+        c2_event_result_free(&r);
+    }
+    c2c_runtime_free(rt);
+    free(src);
+    return rc != 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0); /* a run killed at a time limit keeps what it printed */
-    uint32_t sizes[8] = {10000000, 100000000}, nsizes = 2;
-    if (argc == 3 && strcmp(argv[1], "-n") == 0) {
+    uint32_t sizes[8] = {10000000, 100000000}, nsizes = 2, profile = 0;
+    if (argc == 3 && strcmp(argv[1], "--profile") == 0) {
+        profile = (uint32_t)strtoul(argv[2], NULL, 10);
+    } else if (argc == 3 && strcmp(argv[1], "-n") == 0) {
         nsizes = 0;
         for (char *t = strtok(argv[2], ","); t && nsizes < 8; t = strtok(NULL, ",")) {
             sizes[nsizes++] = (uint32_t)strtoul(t, NULL, 10);
         }
     } else if (argc != 1) {
-        fprintf(stderr, "usage: bench-gpu [-n photons[,photons...]]\n");
+        fprintf(stderr, "usage: bench-gpu [-n photons[,photons...]] | --profile photons\n");
         return 2;
     }
     c2_error err = {0};
@@ -214,6 +248,9 @@ int main(int argc, char **argv)
     if (!dg) {
         fprintf(stderr, "bench-gpu: %s\n", err.msg);
         return 1;
+    }
+    if (profile) {
+        return bench_profile(dg, profile);
     }
     if (bench_queues(1u << 22)) {
         return 1;

@@ -687,6 +687,34 @@ static int rt_fail(c2c_runtime *rt, int rc, const char *why)
 /* Starts the kernel for dg with pools for windows of up to `window`
  * photons (0: from pool_bytes), end states if ends, and an arena of at
  * least arena bytes. No kernel runs. */
+/* Launches the persistent kernel on rt->d, as many warps as asked and
+ * fit; the timing event k1 marks its end. */
+static int rt_launch(c2c_runtime *rt, c2_error *err)
+{
+    int rc = 0;
+    uint32_t per_sm = rt->params.warps_per_sm ? rt->params.warps_per_sm : 64; /* as many as fit */
+    uint32_t blocks_per_sm = (per_sm + RT_BLOCK / 32 - 1) / (RT_BLOCK / 32);
+    blocks_per_sm = blocks_per_sm < (uint32_t)rt->per_sm ? blocks_per_sm : (uint32_t)rt->per_sm;
+    uint32_t blocks = blocks_per_sm * (uint32_t)rt->sms;
+    rt->warps = blocks * (RT_BLOCK / 32);
+    void *args[] = {&rt->d};
+    /* cooperative: all blocks resident at once, as sized. The kernel does
+     * not need it (a block not yet running holds no tickets), so where
+     * other work holds SMs (MPS) an ordinary launch serves */
+    cudaError_t le = cudaLaunchCooperativeKernel((void *)rt_persistent, blocks, RT_BLOCK, args, 0, rt->ks);
+    if (le == cudaErrorCooperativeLaunchTooLarge) {
+        cudaGetLastError(); /* not sticky */
+        rt_persistent<<<blocks, RT_BLOCK, 0, rt->ks>>>(rt->d);
+        le = cudaGetLastError();
+    }
+    C2C_CHECK(le, "launching the persistent kernel");
+    rt->launches++;
+    C2C_CHECK(cudaEventRecord(rt->k1, rt->ks), "timing");
+    rt->running = 1;
+out:
+    return rc;
+}
+
 static int rt_start(c2c_runtime *rt, const c2c_geometry *dg, uint64_t window, int ends, uint64_t arena,
                     c2_error *err)
 {
@@ -779,27 +807,10 @@ static int rt_start(c2c_runtime *rt, const c2c_geometry *dg, uint64_t window, in
         C2C_CHECK(cudaStreamSynchronize(rt->ks), "starting the kernel");
         C2C_CHECK(cudaEventRecord(rt->k0, rt->ks), "timing");
         rt->warps = 0;
-        if (!rt->params.wavefront) {
-            uint32_t per_sm = rt->params.warps_per_sm ? rt->params.warps_per_sm : 64; /* as many as fit */
-            uint32_t blocks_per_sm = (per_sm + RT_BLOCK / 32 - 1) / (RT_BLOCK / 32);
-            blocks_per_sm = blocks_per_sm < (uint32_t)rt->per_sm ? blocks_per_sm : (uint32_t)rt->per_sm;
-            uint32_t blocks = blocks_per_sm * (uint32_t)rt->sms;
-            rt->warps = blocks * (RT_BLOCK / 32);
-            void *args[] = {&d};
-            /* cooperative: all blocks resident at once, as sized. The kernel
-             * does not need it (a block not yet running holds no tickets), so
-             * where other work holds SMs (MPS) an ordinary launch serves */
-            cudaError_t le = cudaLaunchCooperativeKernel((void *)rt_persistent, blocks, RT_BLOCK, args, 0, rt->ks);
-            if (le == cudaErrorCooperativeLaunchTooLarge) {
-                cudaGetLastError(); /* not sticky */
-                rt_persistent<<<blocks, RT_BLOCK, 0, rt->ks>>>(d);
-                le = cudaGetLastError();
-            }
-            C2C_CHECK(le, "launching the persistent kernel");
-            rt->launches++;
+        rt->running = 0;
+        if (!rt->params.wavefront && !rt->params.one_launch && (rc = rt_launch(rt, err))) { /* else c2c_runtime_run */
+            goto out;
         }
-        C2C_CHECK(cudaEventRecord(rt->k1, rt->ks), "timing");
-        rt->running = !rt->params.wavefront; /* wavefront mode launches in c2c_runtime_run */
         rt->last_post = c2c_now();
     }
 out:
@@ -1340,8 +1351,9 @@ extern "C" int c2c_runtime_feed(c2c_runtime *rt, const c2c_geometry *dg, const c
     if (!n) {
         return 0;
     }
-    if (rt->params.wavefront && rt->inflight) {
-        return c2i_fail(err, C2_EINVAL, "cuda runtime: wavefront mode runs one batch at a time (c2c_runtime_run)");
+    if ((rt->params.wavefront || rt->params.one_launch) && rt->inflight) {
+        return c2i_fail(err, C2_EINVAL, "cuda runtime: %s runs one batch at a time (c2c_runtime_run)",
+                        rt->params.wavefront ? "wavefront mode" : "one_launch");
     }
     if ((rc = c2c_batch_plan(dg, events, n, &b, err))) {
         return rc;
@@ -1364,6 +1376,12 @@ extern "C" int c2c_runtime_feed(c2c_runtime *rt, const c2c_geometry *dg, const c
     }
     if (!rt->running && (rc = rt_start(rt, dg, window, ends, b.size + 256, err))) {
         return rc;
+    }
+    if (rt->params.one_launch && (b.total > rt->P || (b.total + rt->W - 1) / rt->W > RT_NW)) {
+        return c2i_fail(err, C2_ELIMIT,
+                        "cuda runtime: one_launch runs a call in one pass of the pool: %llu photons, the pool holds "
+                        "%llu in %u windows of %llu",
+                        (unsigned long long)b.total, (unsigned long long)rt->P, RT_NW, (unsigned long long)rt->W);
     }
     /* room: event slots and arena space, as deliveries free them; blocks
      * start 256-byte aligned (the block's own layout assumes so) */
@@ -1527,6 +1545,21 @@ static void rt_count_done(void *arg, uint32_t i, int rc)
     c->rc = c->rc ? c->rc : rc;
 }
 
+/* one_launch: the call's windows are all released (c2c_runtime_feed
+ * refused a call that does not fit), the quit doorbell says "leave when
+ * idle", then the kernel starts and runs them to the end without the host. */
+static int rt_one_launch(c2c_runtime *rt, c2_error *err)
+{
+    int rc = 0;
+    if (rt->write64(rt->cs, (CUdeviceptr)rt->d.quit, 1, 0) != CUDA_SUCCESS) {
+        return c2i_fail(err, C2_EIO, "cuda: ringing the quit doorbell failed");
+    }
+    C2C_CHECK(cudaStreamSynchronize(rt->cs), "releasing the windows");
+    rc = rt_launch(rt, err);
+out:
+    return rc;
+}
+
 extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2_event *events, uint32_t n,
                                c2_event_result *results, c2c_run_stats *stats, c2_error *err)
 {
@@ -1543,6 +1576,9 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
     const double host0 = rt->host_seconds;
     if (rt->params.wavefront && (rc = rt_wavefront(rt, err))) {
         rc = rt_fail(rt, rc, err ? err->msg : "cuda runtime: wavefront failed");
+    }
+    if (rt->params.one_launch && !rt->running && (rc = rt_one_launch(rt, err))) {
+        rc = rt_fail(rt, rc, err ? err->msg : "cuda runtime: one_launch failed");
     }
     while (!rc && c.left) {
         int got = c2c_runtime_poll(rt, 1.0, err);
