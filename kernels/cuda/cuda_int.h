@@ -62,8 +62,8 @@ typedef struct c2c_runtime_params {
      * 8 MiB). Tests set 1 to run the team on small events. */
     uint32_t team_min_hits;
     uint64_t touch_min_bytes;
-    uint32_t warps_per_sm; /* resident warps of the persistent kernel (0: as many as fit, 24 on
-                              an H200: 1.2-1.3x the photons/s of 16, benchmarks table 2) */
+    uint32_t warps_per_sm; /* resident warps of the persistent kernel (0: as many as fit, 32 on
+                              an H200; benchmarks table 2) */
     int wavefront;         /* c2c_runtime_run: one step per launch instead (the benchmark's baseline) */
     /* c2c_runtime_run launches the persistent kernel only once the call's
      * windows are all released, told to leave when idle: it then runs
