@@ -250,13 +250,18 @@ test:
 	    $(if $(CUDA_BINS),"cuda:$(CUDA_TESTS)" "gpu-python:$(call gpu_pytest,$(VENV)/bin/python)")
 
 # make test-gpu, on a machine with a GPU: the CUDA tests, the whole daemon
-# and client suite against chroma2d --backend cuda, the cffi GPU tests.
-# (the cffi GPU tests with python $(1); test-gpu takes the venv's when there is one)
+# and client suite (C and Python) against chroma2d --backend cuda, the
+# cffi GPU tests.
+# (the cffi GPU tests with python $(1); test-gpu takes the venv's)
 gpu_pytest = env PYTHONPATH=tests $(1) -m pytest -q -p no:cacheprovider -p c2summary tests/gpu
-test-gpu: $(CUDA_TESTS) $(CUDA_SO) $(TEST_BIN) $(DAEMON_BIN) $(CTL_BIN) $(TEST_CLIENT)
+test-gpu:
+	@tools/ensure-deps test
+	@$(MAKE) --no-print-directory $(CUDA_TESTS) $(CUDA_SO) $(TEST_BIN) $(DAEMON_BIN) $(CTL_BIN) $(TEST_CLIENT) $(PY_STAMP)
 	@tests/run "cuda:$(CUDA_TESTS)" \
 	    "daemon-on-cuda:env C2T_DAEMON=$(DAEMON_BIN) C2T_DAEMON_ARGS=--backend=cuda $(TEST_BIN) daemon_" \
-	    "gpu-python:$(call gpu_pytest,$(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,$(PYTHON)))"
+	    "python-on-cuda:env CHROMA2_TEST_BACKEND=cuda PYTHONPATH=tests $(VENV)/bin/pytest -q -p no:cacheprovider \
+	    -p c2summary pyclient/tests" \
+	    "gpu-python:$(call gpu_pytest,$(VENV)/bin/python)"
 
 $(BENCH_GPU): $(call obj,tools/bench_gpu.c tests/util.c) $(CUDA_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
