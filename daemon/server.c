@@ -66,7 +66,7 @@ struct c2d_server {
     pthread_mutex_t closed_mu;
     uint32_t *closed;
     uint32_t nclosed, capclosed;
-    atomic_uint sending;                     /* replies handed to NNG and not yet sent */
+    atomic_uint sending;                     /* replies queued for the senders or handed to NNG, not yet sent */
     atomic_int shutdown_requested;           /* set on an NNG thread, read by the loop */
     char lost[256];                          /* a listener that could not be re-created: written once by */
     atomic_int lost_set;                     /* the checker thread before lost_set (read without a lock) */
@@ -81,7 +81,7 @@ struct c2d_server {
      * on the calling thread; done by the backend thread it was most of its
      * time when it answered many small events. */
     pthread_t senders[SERVER_SENDERS];
-    int nsenders, send_stop;
+    int nsenders, send_stop; /* nsenders: written once, before the socket opens; send_stop: under send_mu */
     pthread_mutex_t send_mu;
     pthread_cond_t send_cv;
     c2d_work *sendq, **sendq_tail; /* replies to send, oldest first */
@@ -159,18 +159,21 @@ static void *server_sender(void *arg)
 void c2d_work_reply(c2d_work *w, nng_msg *msg)
 {
     c2d_server *srv = w->srv;
-    if (!msg || !srv->nsenders) {
-        server_send(w, msg);
-        return;
+    if (msg) {
+        pthread_mutex_lock(&srv->send_mu);
+        if (srv->nsenders && !srv->send_stop) { /* decided under the lock: stopped senders take nothing */
+            atomic_fetch_add(&srv->sending, 1); /* a stop waits for it from now */
+            w->reply = msg;
+            w->next_reply = NULL;
+            *srv->sendq_tail = w;
+            srv->sendq_tail = &w->next_reply;
+            pthread_cond_signal(&srv->send_cv);
+            pthread_mutex_unlock(&srv->send_mu);
+            return;
+        }
+        pthread_mutex_unlock(&srv->send_mu);
     }
-    atomic_fetch_add(&srv->sending, 1); /* a stop waits for it from now */
-    w->reply = msg;
-    w->next_reply = NULL;
-    pthread_mutex_lock(&srv->send_mu);
-    *srv->sendq_tail = w;
-    srv->sendq_tail = &w->next_reply;
-    pthread_cond_signal(&srv->send_cv);
-    pthread_mutex_unlock(&srv->send_mu);
+    server_send(w, msg); /* nothing to send, or no senders (any more): on this thread */
 }
 
 static void server_senders_stop(c2d_server *srv)
@@ -179,10 +182,9 @@ static void server_senders_stop(c2d_server *srv)
     srv->send_stop = 1;
     pthread_cond_broadcast(&srv->send_cv);
     pthread_mutex_unlock(&srv->send_mu);
-    for (int i = 0; i < srv->nsenders; i++) {
+    for (int i = 0; i < srv->nsenders; i++) { /* they drain the queue first */
         pthread_join(srv->senders[i], NULL);
     }
-    srv->nsenders = 0;
 }
 
 /* out, or NULL with err set when its packing ran out of memory (the
