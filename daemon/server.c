@@ -38,11 +38,31 @@
 
 enum { W_RECV, W_WAIT, W_SEND };
 
+/* An item of a server_queue: the first member of what is queued. */
+typedef struct server_item {
+    struct server_item *next;
+} server_item;
+
+/* A FIFO with threads of its own (the reply senders, the geometry
+ * builder): any thread pushes, the queue's threads take items oldest first
+ * and call fn on each. A stopped queue refuses pushes; its threads take
+ * what is left (fn is told the queue stops), then end. */
+typedef struct server_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    server_item *head, **tail;
+    int stop;                /* under mu */
+    int nthreads;            /* written once, before anything is pushed */
+    pthread_t threads[SERVER_SENDERS];
+    struct c2d_server *srv;
+    void (*fn)(struct c2d_server *srv, server_item *it, int stopping);
+} server_queue;
+
 typedef struct c2d_work {
+    server_item item; /* in the senders' queue, first: a queued item is its work */
     int state;
     nng_aio *aio;
-    nng_msg *reply;                /* queued for a sender */
-    struct c2d_work *next_reply;   /* in the senders' queue */
+    nng_msg *reply; /* queued for a sender */
     nng_ctx ctx;
     struct c2d_server *srv;
 } c2d_work;
@@ -72,19 +92,11 @@ struct c2d_server {
     atomic_int lost_set;                     /* the checker thread before lost_set (read without a lock) */
     atomic_uint_fast64_t shutdown_timeout_ms; /* 0: the configured drain timeout */
     double t_start;
-    pthread_t builder; /* builds loaded geometries: seconds of BVH work must not hold an NNG thread */
-    pthread_mutex_t build_mu;
-    pthread_cond_t build_cv;
-    struct server_build *builds, **builds_tail; /* waiting loads, oldest first */
-    int building, build_stop;
+    server_queue builds; /* waiting loads, for the builder thread: seconds of BVH work must not hold an NNG thread */
     /* Senders: a REP send writes to the socket when the connection is idle,
      * on the calling thread; done by the backend thread it was most of its
      * time when it answered many small events. */
-    pthread_t senders[SERVER_SENDERS];
-    int nsenders, send_stop; /* nsenders: written once, before the socket opens; send_stop: under send_mu */
-    pthread_mutex_t send_mu;
-    pthread_cond_t send_cv;
-    c2d_work *sendq, **sendq_tail; /* replies to send, oldest first */
+    server_queue sends; /* replies made by the scheduler's and builder's threads */
     pthread_t checker; /* the listener self-check, off the loop thread */
     pthread_mutex_t check_mu;
     pthread_cond_t check_cv;
@@ -130,61 +142,103 @@ static void server_send(c2d_work *w, nng_msg *msg)
     nng_ctx_send(w->ctx, w->aio);
 }
 
-static void *server_sender(void *arg)
+static void *server_queue_main(void *arg)
 {
-    c2d_server *srv = arg;
-    pthread_mutex_lock(&srv->send_mu);
+    server_queue *q = arg;
+    pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (!srv->sendq && !srv->send_stop) {
-            pthread_cond_wait(&srv->send_cv, &srv->send_mu);
+        while (!q->head && !q->stop) {
+            pthread_cond_wait(&q->cv, &q->mu);
         }
-        c2d_work *w = srv->sendq;
-        if (!w) {
+        server_item *it = q->head;
+        if (!it) {
             break; /* stopping, and nothing left */
         }
-        if (!(srv->sendq = w->next_reply)) {
-            srv->sendq_tail = &srv->sendq;
+        if (!(q->head = it->next)) {
+            q->tail = &q->head;
         }
-        pthread_mutex_unlock(&srv->send_mu);
-        nng_msg *m = w->reply;
-        w->reply = NULL;
-        server_send(w, m);
-        atomic_fetch_sub(&srv->sending, 1); /* counted as sending since it was queued */
-        pthread_mutex_lock(&srv->send_mu);
+        const int stopping = q->stop;
+        pthread_mutex_unlock(&q->mu);
+        q->fn(q->srv, it, stopping);
+        pthread_mutex_lock(&q->mu);
     }
-    pthread_mutex_unlock(&srv->send_mu);
+    pthread_mutex_unlock(&q->mu);
     return NULL;
+}
+
+/* Starts up to n threads (at most SERVER_SENDERS) on q; returns how many. */
+static int server_queue_start(server_queue *q, struct c2d_server *srv,
+                              void (*fn)(struct c2d_server *, server_item *, int), int n)
+{
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    q->tail = &q->head;
+    q->srv = srv;
+    q->fn = fn;
+    while (q->nthreads < n && q->nthreads < SERVER_SENDERS &&
+           pthread_create(&q->threads[q->nthreads], NULL, server_queue_main, q) == 0) {
+        q->nthreads++;
+    }
+    return q->nthreads;
+}
+
+/* Queues it; 0, or -1 when q has no threads or stops (the caller keeps it). */
+static int server_queue_push(server_queue *q, server_item *it)
+{
+    it->next = NULL;
+    pthread_mutex_lock(&q->mu);
+    const int ok = q->nthreads && !q->stop; /* decided under the lock: a stopped queue takes nothing */
+    if (ok) {
+        *q->tail = it;
+        q->tail = &it->next;
+        pthread_cond_signal(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return ok ? 0 : -1;
+}
+
+/* Refuses further pushes and joins the threads, which take what is left. */
+static void server_queue_stop(server_queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->stop = 1;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    for (int i = 0; i < q->nthreads; i++) {
+        pthread_join(q->threads[i], NULL);
+    }
+}
+
+static void server_queue_destroy(server_queue *q)
+{
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+}
+
+/* A sender: sends a queued reply (the rest too when stopping). */
+static void server_send_queued(struct c2d_server *srv, server_item *it, int stopping)
+{
+    (void)stopping;
+    c2d_work *w = (c2d_work *)it;
+    nng_msg *m = w->reply;
+    w->reply = NULL;
+    server_send(w, m);
+    atomic_fetch_sub(&srv->sending, 1); /* counted as sending since it was queued */
 }
 
 void c2d_work_reply(c2d_work *w, nng_msg *msg)
 {
     c2d_server *srv = w->srv;
     if (msg) {
-        pthread_mutex_lock(&srv->send_mu);
-        if (srv->nsenders && !srv->send_stop) { /* decided under the lock: stopped senders take nothing */
-            atomic_fetch_add(&srv->sending, 1); /* a stop waits for it from now */
-            w->reply = msg;
-            w->next_reply = NULL;
-            *srv->sendq_tail = w;
-            srv->sendq_tail = &w->next_reply;
-            pthread_cond_signal(&srv->send_cv);
-            pthread_mutex_unlock(&srv->send_mu);
+        atomic_fetch_add(&srv->sending, 1); /* a stop waits for it from now */
+        w->reply = msg;
+        if (server_queue_push(&srv->sends, &w->item) == 0) {
             return;
         }
-        pthread_mutex_unlock(&srv->send_mu);
+        w->reply = NULL;
+        atomic_fetch_sub(&srv->sending, 1);
     }
     server_send(w, msg); /* nothing to send, or no senders (any more): on this thread */
-}
-
-static void server_senders_stop(c2d_server *srv)
-{
-    pthread_mutex_lock(&srv->send_mu);
-    srv->send_stop = 1;
-    pthread_cond_broadcast(&srv->send_cv);
-    pthread_mutex_unlock(&srv->send_mu);
-    for (int i = 0; i < srv->nsenders; i++) { /* they drain the queue first */
-        pthread_join(srv->senders[i], NULL);
-    }
 }
 
 /* out, or NULL with err set when its packing ran out of memory (the
@@ -423,10 +477,10 @@ static nng_msg *server_load_geometry(c2d_server *srv, const c2p_msg *req, c2p_er
 /* A load_geometry request waiting for the builder: it owns msg and req,
  * the request as parsed from msg on the NNG thread (it points into msg). */
 struct server_build {
+    server_item item; /* in the builder's queue, first */
     c2d_work *w;
     nng_msg *msg;
     c2p_msg req;
-    struct server_build *next;
 };
 
 /* Decodes, builds and answers one load (on the builder thread); refuse:
@@ -452,29 +506,11 @@ static void server_build_one(c2d_server *srv, struct server_build *b, int refuse
     free(b);
 }
 
-static void *server_builder(void *arg)
+/* The builder: builds and answers a queued load (refuses those still
+ * waiting when the queue stops). */
+static void server_build_queued(c2d_server *srv, server_item *it, int stopping)
 {
-    c2d_server *srv = arg;
-    pthread_mutex_lock(&srv->build_mu);
-    for (;;) {
-        while (!srv->builds && !srv->build_stop) {
-            pthread_cond_wait(&srv->build_cv, &srv->build_mu);
-        }
-        struct server_build *b = srv->builds;
-        if (!b) {
-            break; /* stopping, nothing left */
-        }
-        srv->builds = b->next;
-        if (!srv->builds) {
-            srv->builds_tail = &srv->builds;
-        }
-        int stop = srv->build_stop; /* loads still waiting at shutdown are refused, not built */
-        pthread_mutex_unlock(&srv->build_mu);
-        server_build_one(srv, b, stop);
-        pthread_mutex_lock(&srv->build_mu);
-    }
-    pthread_mutex_unlock(&srv->build_mu);
-    return NULL;
+    server_build_one(srv, (struct server_build *)it, stopping);
 }
 
 /* Hands a parsed load_geometry request (req and its msg) to the builder;
@@ -488,36 +524,15 @@ static int server_build_later(c2d_server *srv, c2d_work *w, nng_msg *msg, c2p_ms
     }
     b->w = w;
     b->msg = msg;
-    b->next = NULL;
     w->state = W_WAIT;
-    pthread_mutex_lock(&srv->build_mu);
-    int ok = srv->building && !srv->build_stop;
-    if (ok) {
-        c2p_msg_move(&b->req, req);
-        *srv->builds_tail = b;
-        srv->builds_tail = &b->next;
-        pthread_cond_signal(&srv->build_cv);
-    }
-    pthread_mutex_unlock(&srv->build_mu);
-    if (!ok) {
+    c2p_msg_move(&b->req, req);
+    if (server_queue_push(&srv->builds, &b->item)) {
+        c2p_msg_move(req, &b->req); /* the caller's again */
         w->state = W_RECV;
         free(b);
         return -1;
     }
     return 0;
-}
-
-static void server_builder_stop(c2d_server *srv)
-{
-    if (!srv->building) {
-        return;
-    }
-    pthread_mutex_lock(&srv->build_mu);
-    srv->build_stop = 1;
-    pthread_cond_signal(&srv->build_cv);
-    pthread_mutex_unlock(&srv->build_mu);
-    pthread_join(srv->builder, NULL);
-    srv->building = 0;
 }
 
 static nng_msg *server_unload_geometry(c2d_server *srv, const c2p_msg *req, c2p_err *err)
@@ -957,21 +972,12 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     pthread_mutex_init(&srv->closed_mu, NULL);
     pthread_mutex_init(&srv->check_mu, NULL);
     pthread_cond_init(&srv->check_cv, NULL);
-    pthread_mutex_init(&srv->build_mu, NULL);
-    pthread_cond_init(&srv->build_cv, NULL);
-    srv->builds_tail = &srv->builds;
-    /* the builder runs before any context receives: NNG threads read building */
-    srv->building = pthread_create(&srv->builder, NULL, server_builder, srv) == 0;
-    if (!srv->building) {
+    /* the threads run before any context receives; without them loads build
+     * on NNG's threads and replies go out on the thread that makes them */
+    if (!server_queue_start(&srv->builds, srv, server_build_queued, 1)) {
         c2d_log(C2D_LOG_WARN, "no geometry builder thread: loads build on NNG's threads");
     }
-    pthread_mutex_init(&srv->send_mu, NULL);
-    pthread_cond_init(&srv->send_cv, NULL);
-    srv->sendq_tail = &srv->sendq;
-    while (srv->nsenders < SERVER_SENDERS &&
-           pthread_create(&srv->senders[srv->nsenders], NULL, server_sender, srv) == 0) {
-        srv->nsenders++; /* none at all: replies are sent by the thread that makes them */
-    }
+    server_queue_start(&srv->sends, srv, server_send_queued, SERVER_SENDERS);
     uv_async_init(loop, &srv->closed_async, server_closed_cb);
     srv->closed_async.data = srv;
     int rv = nng_rep0_open(&srv->sock);
@@ -1058,10 +1064,8 @@ static void server_free(uv_handle_t *h)
     pthread_mutex_destroy(&srv->closed_mu);
     pthread_mutex_destroy(&srv->check_mu);
     pthread_cond_destroy(&srv->check_cv);
-    pthread_mutex_destroy(&srv->build_mu);
-    pthread_cond_destroy(&srv->build_cv);
-    pthread_mutex_destroy(&srv->send_mu);
-    pthread_cond_destroy(&srv->send_cv);
+    server_queue_destroy(&srv->builds);
+    server_queue_destroy(&srv->sends);
     free(srv->closed);
     free(srv);
 }
@@ -1072,14 +1076,14 @@ void c2d_server_stop(c2d_server *srv)
         return;
     }
     c2d_server_close_listeners(srv);
-    server_builder_stop(srv); /* answers the loads still waiting */
+    server_queue_stop(&srv->builds); /* answers the loads still waiting */
     /* the last replies (SHUTTING_DOWN for unfinished events) go out first:
      * up to 2 s for NNG to take them, then a moment for the transport to
      * write them, since closing the socket drops what it still holds */
     for (int i = 0; i < 200 && atomic_load(&srv->sending) > 0; i++) {
         usleep(10000);
     }
-    server_senders_stop(srv);
+    server_queue_stop(&srv->sends); /* the senders send what is queued first */
     usleep(50000);
     nng_close(srv->sock);
     for (uint32_t i = 0; srv->works && i < srv->nworks; i++) {
