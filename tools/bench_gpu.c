@@ -212,7 +212,7 @@ static int bench_profile(const c2c_geometry *dg, uint32_t n)
     if (rc) {
         fprintf(stderr, "bench-gpu: %s\n", err.msg);
     } else {
-        printf("one launch: %llu photons, %u hits, %u window(s), %u warps, kernel %.4f s, call %.4f s\n",
+        printf("one launch: %llu photons, %u hits, %u window(s), %u warps, to the last window %.4f s, call %.4f s\n",
                (unsigned long long)st.photons, r.nhits, st.windows, st.warps, st.kernel_seconds, st.seconds);
         c2_event_result_free(&r);
     }
@@ -226,7 +226,13 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0); /* a run killed at a time limit keeps what it printed */
     uint32_t sizes[8] = {10000000, 100000000}, nsizes = 2, profile = 0;
     if (argc == 3 && strcmp(argv[1], "--profile") == 0) {
-        profile = (uint32_t)strtoul(argv[2], NULL, 10);
+        char *end;
+        unsigned long v = strtoul(argv[2], &end, 10);
+        profile = *end || v == 0 || v > UINT32_MAX ? 0 : (uint32_t)v;
+        if (!profile) {
+            fprintf(stderr, "bench-gpu: --profile wants a number of photons, 1 to 2^32 - 1, not '%s'\n", argv[2]);
+            return 2;
+        }
     } else if (argc == 3 && strcmp(argv[1], "-n") == 0) {
         nsizes = 0;
         for (char *t = strtok(argv[2], ","); t && nsizes < 8; t = strtok(NULL, ",")) {
@@ -249,17 +255,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-gpu: %s\n", err.msg);
         return 1;
     }
+    int rc = 0;
     if (profile) {
-        return bench_profile(dg, profile);
-    }
-    if (bench_queues(1u << 22)) {
-        return 1;
-    }
-    uint32_t cores = (uint32_t)sysconf(_SC_NPROCESSORS_ONLN);
-    if (bench_physics(g, dg, sizes, nsizes, cores)) {
-        return 1;
+        rc = bench_profile(dg, profile);
+    } else if (bench_queues(1u << 22) || bench_physics(g, dg, sizes, nsizes, (uint32_t)sysconf(_SC_NPROCESSORS_ONLN))) {
+        rc = 1;
     }
     c2c_geometry_free(dg);
     c2_geometry_free(g);
-    return 0;
+    return rc;
 }

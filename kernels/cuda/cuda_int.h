@@ -64,11 +64,14 @@ typedef struct c2c_runtime_params {
     uint64_t touch_min_bytes;
     uint32_t warps_per_sm; /* resident warps of the persistent kernel (0: as many as fit, 32 on
                               an H200; benchmarks table 2) */
-    int wavefront;         /* c2c_runtime_run: one step per launch instead (the benchmark's baseline) */
-    /* c2c_runtime_run launches the persistent kernel only once the call's
-     * windows are all released, told to leave when idle: it then runs
-     * without the host, so Nsight Compute's kernel replay can profile it
-     * (tools/gpu-run profile). The call must fit the pool at once. */
+    /* Two other ways to launch, for c2c_runtime_run only (c2c_runtime_feed
+     * refuses them otherwise), one at most: wavefront, one step per launch
+     * (the benchmark's baseline); one_launch, the persistent kernel
+     * launched once the call's windows are all released, told to leave
+     * when idle: it then runs without the host, so Nsight Compute's kernel
+     * replay can profile it (tools/gpu-run profile); the call must fit the
+     * pool at once. */
+    int wavefront;
     int one_launch;
     double watchdog_s;     /* windows in flight and none finished for this long: abort (0: 300 s) */
     /* Tests of failure handling only: feed number fault_run (1 = the first)

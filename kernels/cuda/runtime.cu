@@ -302,7 +302,8 @@ __global__ void __launch_bounds__(RT_BLOCK, RT_BLOCKS_PER_SM) rt_persistent(rt_d
         unsigned busy = __ballot_sync(RT_FULL, has || fin);
         if (!busy) {
             if (rt_quit(d, 1)) {
-                return; /* quit 1 comes only when every released photon is finished */
+                return; /* quit 1: every released ticket is claimed (the host rings it when all is
+                           delivered; one_launch before the launch), so this warp has no more work */
             }
             __nanosleep(500); /* waiting for the host to release a window */
             continue;
@@ -464,6 +465,7 @@ struct c2c_runtime {
     uint64_t windows_made; /* for the stats */
     double last_post, last_cancels, t_posted; /* last drain, cancel scan, window seen finished */
     double host_seconds; /* in drains and deliveries, since the last rt_start */
+    int in_run;          /* inside c2c_runtime_run: wavefront and one_launch launch only there */
 };
 
 static void rt_break(c2c_runtime *rt, const char *why)
@@ -536,6 +538,10 @@ extern "C" c2c_runtime *c2c_runtime_new(const c2c_runtime_params *params, c2_err
     }
     if (params) {
         rt->params = *params;
+    }
+    if (rt->params.wavefront && rt->params.one_launch) {
+        rc = c2i_fail(err, C2_EINVAL, "cuda runtime: wavefront and one_launch are two ways to launch: one at most");
+        goto out;
     }
     if ((rc = c2c_device_count(err)) < 0) {
         goto out;
@@ -713,8 +719,8 @@ static int rt_launch(c2c_runtime *rt, c2_error *err)
     }
     C2C_CHECK(le, "launching the persistent kernel");
     rt->launches++;
+    rt->running = 1; /* before anything else can fail: a running kernel is told to quit */
     C2C_CHECK(cudaEventRecord(rt->k1, rt->ks), "timing");
-    rt->running = 1;
 out:
     return rc;
 }
@@ -1045,6 +1051,7 @@ static int rt_deliver(c2c_runtime *rt, rt_feed *f, uint32_t e0, uint32_t e1, c2_
         } else if (r->nhits && r->nhits < f->hit_cap[e]) { /* the growth's slack, resident if it was touched */
             c2_hit *a = (c2_hit *)realloc(r->hits, (size_t)r->nhits * sizeof *a);
             r->hits = a ? a : r->hits;
+            f->hit_cap[e] = a ? r->nhits : f->hit_cap[e];
         }
         f->state[e] |= RT_EV_DELIVERED;
         f->left--;
@@ -1260,6 +1267,11 @@ static int rt_pass(c2c_runtime *rt, int *delivered, c2_error *err)
             }
         }
     }
+    /* whether the kernel ran before this pass reads the windows: in
+     * one_launch mode it leaves by itself after posting its last window,
+     * which this pass then drains */
+    const int watched = rt->running && rt->nwin > rt->oldest;
+    const cudaError_t q = watched ? cudaEventQuery(rt->k1) : cudaErrorNotReady;
     const double t0 = c2c_now();
     int drained = 0;
     for (uint64_t k = rt->oldest; k < rt->nwin; k++) {
@@ -1285,9 +1297,8 @@ static int rt_pass(c2c_runtime *rt, int *delivered, c2_error *err)
         return rc;
     }
     *delivered = (int)(before - rt->inflight);
-    if (rt->running && rt->nwin > rt->oldest) {
-        cudaError_t q = cudaEventQuery(rt->k1);
-        if (q != cudaErrorNotReady) { /* the kernel ended with windows in flight */
+    if (watched && rt->nwin > rt->oldest) {
+        if (q != cudaErrorNotReady) { /* the kernel had ended, and windows are still in flight */
             rt->running = 0;
             return c2i_fail(err, C2_EIO, "cuda runtime: the kernel ended with windows in flight: %s",
                             q == cudaSuccess ? "photons lost" : cudaGetErrorString(q));
@@ -1355,8 +1366,8 @@ extern "C" int c2c_runtime_feed(c2c_runtime *rt, const c2c_geometry *dg, const c
     if (!n) {
         return 0;
     }
-    if ((rt->params.wavefront || rt->params.one_launch) && rt->inflight) {
-        return c2i_fail(err, C2_EINVAL, "cuda runtime: %s runs one batch at a time (c2c_runtime_run)",
+    if ((rt->params.wavefront || rt->params.one_launch) && (rt->inflight || !rt->in_run)) {
+        return c2i_fail(err, C2_EINVAL, "cuda runtime: %s runs one batch at a time, through c2c_runtime_run",
                         rt->params.wavefront ? "wavefront mode" : "one_launch");
     }
     if ((rc = c2c_batch_plan(dg, events, n, &b, err))) {
@@ -1573,15 +1584,17 @@ extern "C" int c2c_runtime_run(c2c_runtime *rt, const c2c_geometry *dg, const c2
     if (stats) {
         memset(stats, 0, sizeof *stats);
     }
+    rt->in_run = 1;
     int rc = c2c_runtime_feed(rt, dg, events, n, results, rt_count_done, &c, err);
+    rt->in_run = 0;
     if (rc) {
         return rc;
     }
     const double host0 = rt->host_seconds;
-    if (rt->params.wavefront && (rc = rt_wavefront(rt, err))) {
+    if (n && rt->params.wavefront && (rc = rt_wavefront(rt, err))) { /* n 0: nothing was fed */
         rc = rt_fail(rt, rc, err ? err->msg : "cuda runtime: wavefront failed");
     }
-    if (rt->params.one_launch && !rt->running && (rc = rt_one_launch(rt, err))) {
+    if (n && rt->params.one_launch && (rc = rt_one_launch(rt, err))) {
         rc = rt_fail(rt, rc, err ? err->msg : "cuda runtime: one_launch failed");
     }
     while (!rc && c.left) {
