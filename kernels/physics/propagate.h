@@ -22,8 +22,8 @@ typedef enum {
     C2K_CONTINUE = 0, /* step again */
     C2K_DONE = 1,     /* finished: flags say how */
     C2K_SPAWN = 2     /* absorbed and reemitted: p holds the new photon, which
-                         the GPU runtime pushes on spawn_queue; it keeps the
-                         photon id and carries the random stream on */
+                         its caller steps on in the same thread or lane; it
+                         keeps the photon id and carries the random stream on */
 } c2k_status;
 
 /* The random stream of photon p of an event: keyed by (seed, event id,
