@@ -747,23 +747,39 @@ TEST(daemon_sigterm_drain)
     const char *const args[] = {"--threads", "1", "--batch-photons", "1", NULL};
     daemon_start(&d, args);
     c2_client *c = connect_to(&d);
-    c2_future *f[4];
-    for (int i = 0; i < 4; i++) {
+    /* four events alone, and sixteen in one submit_events whose reply
+     * holds every photon's end state (640,000: it is still being packed
+     * and written when the drain ends, and must be written before the
+     * socket closes; before the stop waited for it, it was lost) */
+    enum { ALONE = 4, GROUP = 16, GROUP_PHOTONS = 40000 };
+    c2_future *f[ALONE + GROUP];
+    for (int i = 0; i < ALONE; i++) {
         f[i] = submit(c, 20 + (uint64_t)i, 50000, NULL);
     }
-    /* all four accepted before the signal */
-    CHECK(wait_stat(c, "events", "accepted", 4) == 4, "the four events were not accepted");
+    c2_source src = point_source(GROUP_PHOTONS);
+    c2_event ev[GROUP];
+    for (int i = 0; i < GROUP; i++) {
+        ev[i] = c2t_event(30 + (uint64_t)i, 1, NULL, 0, &src, 1, C2_RETURN_PHOTONS);
+    }
+    c2_error err = {0};
+    CHECK(c2_client_submit_many(c, ev, GROUP, NULL, f + ALONE, &err) == 0, "%s", err.msg);
+    /* all accepted before the signal */
+    CHECK(wait_stat(c, "events", "accepted", ALONE + GROUP) == ALONE + GROUP, "the events were not accepted");
     kill(d.pid, SIGTERM);
     int done = 0;
-    for (int i = 0; i < 4; i++) {
-        c2_error err = {0};
-        int rc = outcome(f[i], &err);
+    for (int i = 0; i < ALONE + GROUP; i++) {
+        const c2_event_result *r;
+        CHECK(c2_future_wait(f[i], 300000) == 0, "event %d never finished", i);
+        int rc = c2_future_result(f[i], &r, &err);
         CHECK(rc == 0, "accepted event %d lost in the drain: %d %s", i, rc, err.msg);
+        CHECK(i < ALONE || r->nphotons == GROUP_PHOTONS, "event %d: %u end states of %u", i, r->nphotons,
+              GROUP_PHOTONS);
         done++;
         c2_future_free(f[i]);
     }
     int st = daemon_stop(&d, 0); /* already signalled: wait */
-    printf("  SIGTERM with 4 events accepted: %d finished, daemon exit status %d\n", done, st);
+    printf("  SIGTERM with %d events accepted (%d in a group returning end states): %d finished, daemon exit "
+           "status %d\n", ALONE + GROUP, GROUP, done, st);
     CHECK(st == 0, "daemon exit status %d after the drain", st);
     c2_client_close(c);
 }
