@@ -45,7 +45,10 @@ class EventFuture(concurrent.futures.Future):
         super().__init__()
         self.descriptor = desc
         self._session = session
-        self._c = None  # the c2_future, freed by ffi.gc
+        self._c = None  # the c2_future, freed by ffi.gc (Session._free_future)
+        # for the completion callback; it refers back to self, so it is
+        # dropped once the callback ran: a cycle would leave the c2_future
+        # to the cyclic collector, which runs on any thread, NNG's included
         self._handle = ffi.new_handle(self)
 
     @property
@@ -82,6 +85,7 @@ class EventFuture(concurrent.futures.Future):
                                        {"queued_ms": q[0], "run_ms": r[0]}, self.descriptor.want))
         except concurrent.futures.InvalidStateError:
             pass  # cancelled here first; the daemon's answer is moot
+        self._handle = None  # no callback comes again (this one has resolved it)
         self._session._finished(self)
 
 
@@ -112,7 +116,14 @@ class Session:
         self._c = out[0]
         self._lock = threading.Lock()
         self._inflight = set()  # EventFutures not yet done: they hold the callbacks' handles
-        self._reap = collections.deque()
+        self._reap = collections.deque()  # finished futures, dropped on a Python thread
+        # C futures are freed under it, and c2_client_close runs under it:
+        # the C client frees no future while it closes (reentrant: the
+        # reaping drops last references). A free that finds it taken
+        # elsewhere waits in _unfreed and the holder frees it after letting
+        # go: it may be on an NNG thread that the close waits for.
+        self._reap_lock = threading.RLock()
+        self._unfreed = collections.deque()
         _open_sessions.add(self)
 
     @classmethod
@@ -139,20 +150,39 @@ class Session:
     def close(self):
         """Closes the connection: events still in flight fail with
         ConnectionLost. Stops the private daemon, if any. Idempotent."""
-        c, self._c = self._c, None
-        if c is not None:
-            lib.c2_client_close(c)  # in-flight callbacks run during this
+        with self._reap_lock:
+            c, self._c = self._c, None
+            if c is not None:
+                lib.c2_client_close(c)  # in-flight callbacks run during this
             self._reap.clear()
+        self._free_unfreed()
         if self._daemon is not None:
             self._daemon.stop()
             self._daemon = None
 
     def _client(self):
-        if self._c is None:
-            raise ValueError("the session is closed")
-        while self._reap:  # drop finished futures here, on a Python thread
-            self._reap.popleft()
-        return self._c
+        with self._reap_lock:
+            if self._c is None:
+                raise ValueError("the session is closed")
+            self._reap.clear()  # drop finished futures here, on a Python thread
+            c = self._c
+        self._free_unfreed()
+        return c
+
+    def _free_future(self, c):
+        """ffi.gc's destructor of a C future, on the thread that dropped it."""
+        self._unfreed.append(c)
+        self._free_unfreed()
+
+    def _free_unfreed(self):
+        # Whoever holds _reap_lock frees what waits here after letting go:
+        # a free that failed to take it had appended first.
+        while self._unfreed and self._reap_lock.acquire(blocking=False):
+            try:
+                while self._unfreed:
+                    lib.c2_future_free(self._unfreed.popleft())
+            finally:
+                self._reap_lock.release()
 
     def _finished(self, fut):
         with self._lock:
@@ -240,7 +270,7 @@ class Session:
         out = ffi.new("c2_future **")
         err = ffi.new("c2_error *")
         _raise(lib.c2_client_submit(self._client(), ev, opts, out, err), err)
-        fut._c = ffi.gc(out[0], lib.c2_future_free)
+        fut._c = ffi.gc(out[0], self._free_future)
         with self._lock:
             self._inflight.add(fut)
         lib.c2_future_on_done(fut._c, lib.c2py_done, fut._handle)
@@ -275,7 +305,7 @@ class Session:
         err = ffi.new("c2_error *")
         _raise(lib.c2_client_submit_many(self._client(), evs, len(descs), opts, out, err), err)
         for fut, c in zip(futs, out):
-            fut._c = ffi.gc(c, lib.c2_future_free)
+            fut._c = ffi.gc(c, self._free_future)
         with self._lock:
             self._inflight.update(futs)
         for fut in futs:

@@ -158,6 +158,29 @@ def test_sessions_opened_and_closed_from_threads(daemon):
     assert served == [200] * 800
 
 
+def test_finished_futures_freed_without_the_cycle_collector(daemon):
+    """A finished future, dropped by its user, is freed (its C future with
+    it) when the session next reaps, by reference counting alone: left to
+    the cyclic collector, it would be freed on whatever thread that runs,
+    NNG's callback threads included."""
+    import gc
+    import weakref
+    gc.disable()
+    try:
+        with chroma2.Session(daemon.url, timeout=30) as s:
+            futs = [s.submit(point(100, event_id=i)) for i in range(4)]
+            futs += s.submit_many([point(100, event_id=10 + i) for i in range(4)])
+            for f in futs:
+                assert f.result(30).counters["photons"] == 100
+            refs = [weakref.ref(f) for f in futs]
+            del f, futs
+            s.ping()  # any request reaps the finished futures first
+            alive = sum(r() is not None for r in refs)
+            assert alive == 0, f"{alive} of {len(refs)} finished futures still alive without the collector"
+    finally:
+        gc.enable()
+
+
 def test_simulate_yields_every_result(session, engine):
     events = [point(1000, seed=11, event_id=i) for i in range(30)]
     got = {r.event_id: r for r in session.simulate(events, progress=False, max_in_flight=4)}

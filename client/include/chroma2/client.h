@@ -61,7 +61,8 @@ typedef struct c2_future c2_future;
  * background. Close with c2_client_close. */
 int c2_client_open(const char *url, c2_client **out, c2_error *err);
 /* Closes the connection. Futures not yet freed complete with C2_EIO; they
- * must still be freed. No other call on c may run at the same time. */
+ * must still be freed. No other call on c, c2_future_free of one of its
+ * futures included, may run at the same time. */
 void c2_client_close(c2_client *c);
 
 /* One request, waited for: type ("ping", "status", "stats", "hello",
