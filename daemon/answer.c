@@ -4,10 +4,8 @@
  * others (submit_events) fills its slot of the group, and the last of the
  * group to be answered sends the one reply that carries them all.
  *
- * Threads: any (the backend thread for results of events sent alone and
- * for failures, a sender thread for results of submit_events members, NNG
- * threads for refusals, the loop thread for deadlines, the main thread for
- * what is unfinished at stop). Each target is answered exactly once;
+ * Threads: any (the backend thread for results, NNG threads for refusals,
+ * the loop thread for deadlines). Each target is answered exactly once;
  * each slot is written by the thread that answers it, and the atomic count
  * of slots left orders those writes before the last thread reads them.
  *
@@ -151,10 +149,4 @@ void c2d_answer_error(c2d_target t, uint64_t req_id, int code, const char *messa
     } else if (t.work) {
         c2d_work_reply(t.work, c2d_error_msg(req_id, C2P_T_SUBMIT_EVENT, code, message));
     }
-}
-
-int c2d_answer_later(c2d_target t, c2d_job *job)
-{
-    struct c2d_work *w = t.group ? t.group->work : t.work;
-    return w ? c2d_work_later(w, job) : -1;
 }

@@ -17,9 +17,9 @@
  *
  * Threads: NNG's own threads run the context callbacks (server.c); one
  * backend thread per backend runs batches and answers their events; four
- * sender threads send the replies (and pack submit_events members'
- * results); a builder thread builds loaded geometries; the main thread
- * runs the libuv loop. The scheduler's state is behind one mutex.
+ * sender threads send the replies; a builder thread builds loaded
+ * geometries; the main thread runs the libuv loop. The scheduler's state
+ * is behind one mutex.
  */
 #ifndef C2D_DAEMON_H
 #define C2D_DAEMON_H
@@ -165,14 +165,6 @@ typedef struct c2d_counts {
     char broken[300]; /* why the daemon can serve nothing more; empty while it can */
 } c2d_counts;
 
-/* A job for one of the server's threads (server.c): fn runs there, with
- * stopping set once the queue stops (then it is what was left). The owner
- * embeds it and finds itself from it; queued, it belongs to the queue. */
-typedef struct c2d_job {
-    struct c2d_job *next;
-    void (*fn)(struct c2d_job *job, int stopping);
-} c2d_job;
-
 /* ---- answers (answer.c): where an event's outcome goes ---- */
 typedef struct c2d_group c2d_group;
 /* An event's own submit_event request (work), or slot index of a
@@ -190,8 +182,6 @@ c2d_group *c2d_group_new(struct c2d_work *work, uint64_t req_id, nng_msg *reques
 int c2d_answer_result(c2d_target t, uint64_t req_id, uint64_t ticket, uint64_t event_id, const c2_event_result *r,
                       uint32_t want, double queued_ms, double run_ms);
 void c2d_answer_error(c2d_target t, uint64_t req_id, int code, const char *message);
-/* Runs job where t is answered from (c2d_work_later); -1: run it yourself. */
-int c2d_answer_later(c2d_target t, c2d_job *job);
 /* Bytes of answers packed in submit_events groups still waiting for their
  * last event (counted in the memory pool). Any thread. */
 uint64_t c2d_answers_held(void);
@@ -253,14 +243,8 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
                              struct uv_loop_s *loop, c2_error *err);
 /* Replies to a work item's request with msg (ownership moves to the
  * server, then NNG) and re-arms it; from any thread. The reply is queued
- * for the server's sender threads (a sender sends its own at once): the
- * caller does not write the socket. */
+ * for the server's sender threads: the caller does not write the socket. */
 void c2d_work_reply(struct c2d_work *w, nng_msg *msg);
-/* Runs job on one of the server's sender threads, which makes a reply
- * there (packing a large result is most of answering it; the backend
- * thread should not). 0, or -1 when the senders stopped: the caller
- * runs it. A stop waits for queued jobs as for queued replies. */
-int c2d_work_later(struct c2d_work *w, c2d_job *job);
 /* Builds an error reply for a work item's request. */
 nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message);
 /* A packer that appends to msg. */

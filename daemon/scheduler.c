@@ -7,10 +7,7 @@
  * events from many clients run as one large batch. A batch backend (cpu)
  * runs it without the lock, then replies to each event; a streaming
  * backend (cuda) is fed batches while it runs the ones before (up to twice
- * batch_photons in flight) and each event is replied to as it finishes.
- * A finished event is counted by the backend thread; its result is packed
- * there when it is a reply of its own, and by a sender thread when it is a
- * member of a submit_events reply (see sched_finish). Admission control refuses
+ * batch_photons in flight) and each event is replied to as it finishes. Admission control refuses
  * with BUSY when the queue, a client's share of it, or the memory pool is
  * full. Cancellation (explicit, or the client went away) and deadlines
  * remove queued events at once; a running event's stop flag makes the
@@ -20,13 +17,10 @@
  * Ownership: a sched_event owns its decoded arrays (and its request
  * message, unless a submit_events group holds it) and its target, which
  * it answers exactly once (answer.c); everything here is behind s->mu, except a
- * finished submit_events member queued for a sender (the sender's until it
- * is answered and freed), and a
  * batch's events while the backend thread runs them (state RUNNING, only
  * the cancelled flag may change, under the lock).
  */
 #include <math.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,11 +44,6 @@ typedef struct sched_event {
     double t_accept, deadline; /* monotonic seconds; deadline 0: none */
     int state, cancelled;
     int stop; /* set (atomically) once a running event is cancelled or late: the engine skips the rest */
-    /* finished, a member of a group: its result (moved out of the backend's) waits for a sender */
-    c2d_job answer;
-    struct c2d_sched *s;
-    c2_event_result res;
-    double queued_ms, run_ms;
 } sched_event;
 
 struct c2d_sched {
@@ -68,7 +57,6 @@ struct c2d_sched {
     uint32_t nheap;
     sched_event **running;
     uint32_t nrunning;
-    uint32_t answering; /* finished submit_events members queued for a sender */
     uint64_t running_photons;
     uint64_t next_ticket, next_seq, pool_bytes;
     /* the last cancels by request and closed connections: an event that
@@ -528,44 +516,13 @@ static const char *sched_backend_check(c2d_sched *s)
     return broken;
 }
 
-/* Answers a finished event with its result (e->res), then frees it;
- * release: a queued member, which still holds its share of the pool. */
-static void sched_answer(sched_event *e, int release)
-{
-    c2d_sched *s = e->s;
-    if (release) {
-        pthread_mutex_lock(&s->mu);
-        sched_release(s, e);
-        s->answering--; /* the reply is made below, before the server stops (c2d_server_stop) */
-        pthread_mutex_unlock(&s->mu);
-    }
-    sched_trace(s, e, "finished");
-    if (c2d_answer_result(e->to, e->req_id, e->ticket, e->ev.event_id, &e->res, e->ev.want, e->queued_ms,
-                          e->run_ms)) {
-        pthread_mutex_lock(&s->mu);
-        s->counts.completed--;
-        s->counts.failed++;
-        pthread_mutex_unlock(&s->mu);
-        c2d_answer_error(e->to, e->req_id, C2P_INTERNAL, "out of memory");
-    }
-    c2_event_result_free(&e->res);
-    sched_event_free(s, e);
-}
-
-static void sched_answer_job(c2d_job *job, int stopping)
-{
-    (void)stopping; /* a result is answered all the same */
-    sched_answer((sched_event *)((char *)job - offsetof(sched_event, answer)), 1);
-}
-
-/* An event the backend is done with (rc 0: res is its result, which this
- * takes when the event is answered with it, leaving res empty; else msg
- * says why it failed): it leaves the
- * running list and is counted, then answered and freed. Counting comes
- * first: a client that reads the stats after its result must find its
- * event counted. The backend thread, no lock held. */
-static void sched_finish(c2d_sched *s, sched_event *e, int rc, c2_event_result *res, const char *msg, double t0,
-                         double t1)
+/* An event the backend is done with (rc 0: res is its result; else msg
+ * says why it failed): it leaves the running list and the pool and is
+ * counted, then answered and freed. Counting comes first: a client that
+ * reads the stats after its result must find its event counted. The
+ * backend thread, no lock held. */
+static void sched_finish(c2d_sched *s, sched_event *e, int rc, const c2_event_result *res, const char *msg,
+                         double t0, double t1)
 {
     const char *broken = rc ? sched_backend_check(s) : NULL; /* before anyone hears of the failure */
     pthread_mutex_lock(&s->mu);
@@ -577,12 +534,8 @@ static void sched_finish(c2d_sched *s, sched_event *e, int rc, c2_event_result *
     }
     /* off the running list nothing else reaches e: its flags are stable now */
     const int o = sched_outcome(e, rc, t1);
-    const int later = o == SCHED_DONE && e->to.group; /* see below */
     s->running_photons -= e->photons;
-    if (!later) {
-        sched_release(s, e); /* a member's share goes when its sender answers it: a result waiting is memory in use */
-    }
-    s->answering += later; /* not idle until it is answered: a drain waits for it */
+    sched_release(s, e);
     s->counts.completed += o == SCHED_DONE;
     s->counts.failed += o == SCHED_BACKEND || o == SCHED_STOPPED;
     s->counts.expired += o == SCHED_LATE; /* cancellations were counted when asked for */
@@ -606,22 +559,16 @@ static void sched_finish(c2d_sched *s, sched_event *e, int rc, c2_event_result *
     } else if (o == SCHED_STOPPED) {
         sched_fail(s, e, C2P_SHUTTING_DOWN, "the daemon stopped while this event ran");
     } else {
-        e->s = s;
-        e->res = *res;
-        memset(res, 0, sizeof *res);
-        e->queued_ms = 1e3 * (t0 - e->t_accept);
-        e->run_ms = 1e3 * (t1 - t0);
-        e->answer.fn = sched_answer_job;
-        /* A group member is packed by a sender, which sends the group's
-         * reply when it packs the last: 1.26-1.28x the events/s sixteen a
-         * message on the H200 (doc/benchmarks.md). A reply of its own is
-         * packed here: packed by the senders, one event a message went at
-         * 0.54x (the senders also send; why it costs so much is not known). */
-        if (!later) {
-            sched_answer(e, 0);
-        } else if (c2d_answer_later(e->to, &e->answer)) {
-            sched_answer(e, 1); /* the senders stopped */
+        sched_trace(s, e, "finished");
+        if (c2d_answer_result(e->to, e->req_id, e->ticket, e->ev.event_id, res, e->ev.want,
+                              1e3 * (t0 - e->t_accept), 1e3 * (t1 - t0))) {
+            pthread_mutex_lock(&s->mu);
+            s->counts.completed--;
+            s->counts.failed++;
+            pthread_mutex_unlock(&s->mu);
+            c2d_answer_error(e->to, e->req_id, C2P_INTERNAL, "out of memory");
         }
+        sched_event_free(s, e);
     }
     s->reply_pending += sched_now() - ta; /* added to window_reply where the backend thread next locks */
 }
@@ -848,7 +795,7 @@ void c2d_sched_drain(c2d_sched *s)
 int c2d_sched_idle(c2d_sched *s)
 {
     pthread_mutex_lock(&s->mu);
-    int idle = s->nheap == 0 && s->nrunning == 0 && s->answering == 0;
+    int idle = s->nheap == 0 && s->nrunning == 0;
     pthread_mutex_unlock(&s->mu);
     return idle;
 }

@@ -7,8 +7,7 @@
  *         submit_event to the scheduler or a load_geometry to the builder
  *         thread (WAIT), which answers it later
  *   WAIT  the scheduler or the builder owns the item until c2d_work_reply,
- *         which queues the reply for the sender threads (a sender, which
- *         may also have packed it, sends it at once)
+ *         which queues the reply for the sender threads
  *   SEND  the reply went out (or the peer is gone): receive again
  *
  * The pool size caps requests held at once; it is the scheduler's queue
@@ -35,30 +34,32 @@
 #include <nng/supplemental/tls/tls.h>
 
 #define SERVER_SPARE_CONTEXTS 64
-#define SERVER_SENDERS 4 /* threads that send replies made off NNG's threads, and pack submit_events members' results */
+#define SERVER_SENDERS 4 /* threads that send replies made by the scheduler's threads */
 
 enum { W_RECV, W_WAIT, W_SEND };
 
-/* A FIFO of jobs with threads of its own (the reply senders, the geometry
- * builder): any thread pushes, the queue's threads take jobs oldest first
- * and run each. A stopped queue refuses pushes; its threads run what is
- * left (told the queue stops), then end. pending, when set, counts the
- * jobs pushed and not yet run. */
+/* An item of a server_queue: the first member of what is queued. */
+typedef struct server_item {
+    struct server_item *next;
+} server_item;
+
+/* A FIFO with threads of its own (the reply senders, the geometry
+ * builder): any thread pushes, the queue's threads take items oldest first
+ * and call fn on each. A stopped queue refuses pushes; its threads take
+ * what is left (fn is told the queue stops), then end. */
 typedef struct server_queue {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    c2d_job *head, **tail;
+    server_item *head, **tail;
     int stop;                /* under mu */
     int nthreads;            /* written once, before anything is pushed */
     pthread_t threads[SERVER_SENDERS];
-    atomic_uint *pending;
+    struct c2d_server *srv;
+    void (*fn)(struct c2d_server *srv, server_item *it, int stopping);
 } server_queue;
 
-/* The queue whose job this thread runs (NULL off the queues' threads). */
-static _Thread_local server_queue *server_queue_self;
-
 typedef struct c2d_work {
-    c2d_job item; /* a reply to send, in the senders' queue */
+    server_item item; /* in the senders' queue, first: a queued item is its work */
     int state;
     nng_aio *aio;
     nng_msg *reply; /* queued for a sender */
@@ -85,10 +86,9 @@ struct c2d_server {
     pthread_mutex_t closed_mu;
     uint32_t *closed;
     uint32_t nclosed, capclosed;
-    atomic_uint sending;                     /* replies (and jobs making them) queued for the senders or handed
-                                                to NNG, not yet sent */
+    atomic_uint sending;                     /* replies queued for the senders or handed to NNG, not yet sent */
     atomic_uint_fast64_t linger_ns;          /* when large replies handed to NNG are written, at the latest
-                                                (server_send); a stop waits for it */
+                                                (server_linger); a stop waits for it */
     atomic_int shutdown_requested;           /* set on an NNG thread, read by the loop */
     char lost[256];                          /* a listener that could not be re-created: written once by */
     atomic_int lost_set;                     /* the checker thread before lost_set (read without a lock) */
@@ -98,13 +98,21 @@ struct c2d_server {
     /* Senders: a REP send writes to the socket when the connection is idle,
      * on the calling thread; done by the backend thread it was most of its
      * time when it answered many small events. */
-    server_queue sends; /* replies made by the scheduler's and builder's threads, and jobs that make replies */
+    server_queue sends; /* replies made by the scheduler's and builder's threads */
     pthread_t checker; /* the listener self-check, off the loop thread */
     pthread_mutex_t check_mu;
     pthread_cond_t check_cv;
     int checking, check_stop;
 };
 
+static uint64_t server_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static double server_now(void) { return 1e-9 * (double)server_now_ns(); }
 
 void c2d_packer_init(msgpack_packer *pk, nng_msg *msg) { c2p_nng_packer_init(pk, msg); }
 
@@ -133,15 +141,6 @@ nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message
 #define SERVER_LINGER_BPS 100e6
 #define SERVER_LINGER_MIN 65536
 #define SERVER_LINGER_MAX_NS 5000000000ull
-
-static uint64_t server_now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-static double server_now(void) { return 1e-9 * (double)server_now_ns(); }
 
 static void server_linger(c2d_server *srv, size_t len)
 {
@@ -172,25 +171,21 @@ static void server_send(c2d_work *w, nng_msg *msg)
 static void *server_queue_main(void *arg)
 {
     server_queue *q = arg;
-    server_queue_self = q;
     pthread_mutex_lock(&q->mu);
     for (;;) {
         while (!q->head && !q->stop) {
             pthread_cond_wait(&q->cv, &q->mu);
         }
-        c2d_job *job = q->head;
-        if (!job) {
+        server_item *it = q->head;
+        if (!it) {
             break; /* stopping, and nothing left */
         }
-        if (!(q->head = job->next)) {
+        if (!(q->head = it->next)) {
             q->tail = &q->head;
         }
         const int stopping = q->stop;
         pthread_mutex_unlock(&q->mu);
-        job->fn(job, stopping);
-        if (q->pending) {
-            atomic_fetch_sub(q->pending, 1); /* after what it queued or sent counted itself */
-        }
+        q->fn(q->srv, it, stopping);
         pthread_mutex_lock(&q->mu);
     }
     pthread_mutex_unlock(&q->mu);
@@ -198,12 +193,14 @@ static void *server_queue_main(void *arg)
 }
 
 /* Starts up to n threads (at most SERVER_SENDERS) on q; returns how many. */
-static int server_queue_start(server_queue *q, atomic_uint *pending, int n)
+static int server_queue_start(server_queue *q, struct c2d_server *srv,
+                              void (*fn)(struct c2d_server *, server_item *, int), int n)
 {
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
     q->tail = &q->head;
-    q->pending = pending;
+    q->srv = srv;
+    q->fn = fn;
     while (q->nthreads < n && q->nthreads < SERVER_SENDERS &&
            pthread_create(&q->threads[q->nthreads], NULL, server_queue_main, q) == 0) {
         q->nthreads++;
@@ -211,25 +208,22 @@ static int server_queue_start(server_queue *q, atomic_uint *pending, int n)
     return q->nthreads;
 }
 
-/* Queues job; 0, or -1 when q has no threads or stops (the caller keeps it). */
-static int server_queue_push(server_queue *q, c2d_job *job)
+/* Queues it; 0, or -1 when q has no threads or stops (the caller keeps it). */
+static int server_queue_push(server_queue *q, server_item *it)
 {
-    job->next = NULL;
+    it->next = NULL;
     pthread_mutex_lock(&q->mu);
     const int ok = q->nthreads && !q->stop; /* decided under the lock: a stopped queue takes nothing */
     if (ok) {
-        if (q->pending) {
-            atomic_fetch_add(q->pending, 1); /* a stop waits for it from now */
-        }
-        *q->tail = job;
-        q->tail = &job->next;
+        *q->tail = it;
+        q->tail = &it->next;
         pthread_cond_signal(&q->cv);
     }
     pthread_mutex_unlock(&q->mu);
     return ok ? 0 : -1;
 }
 
-/* Refuses further pushes and joins the threads, which run what is left. */
+/* Refuses further pushes and joins the threads, which take what is left. */
 static void server_queue_stop(server_queue *q)
 {
     pthread_mutex_lock(&q->mu);
@@ -248,30 +242,30 @@ static void server_queue_destroy(server_queue *q)
 }
 
 /* A sender: sends a queued reply (the rest too when stopping). */
-static void server_send_queued(c2d_job *job, int stopping)
+static void server_send_queued(struct c2d_server *srv, server_item *it, int stopping)
 {
     (void)stopping;
-    c2d_work *w = (c2d_work *)job;
+    c2d_work *w = (c2d_work *)it;
     nng_msg *m = w->reply;
     w->reply = NULL;
     server_send(w, m);
+    atomic_fetch_sub(&srv->sending, 1); /* counted as sending since it was queued */
 }
 
 void c2d_work_reply(c2d_work *w, nng_msg *msg)
 {
     c2d_server *srv = w->srv;
-    if (msg && server_queue_self != &srv->sends) { /* a sender sends its own replies */
+    if (msg) {
+        atomic_fetch_add(&srv->sending, 1); /* a stop waits for it from now */
         w->reply = msg;
-        w->item.fn = server_send_queued;
         if (server_queue_push(&srv->sends, &w->item) == 0) {
             return;
         }
         w->reply = NULL;
+        atomic_fetch_sub(&srv->sending, 1);
     }
-    server_send(w, msg); /* nothing to send, no senders (any more), or on a sender: on this thread */
+    server_send(w, msg); /* nothing to send, or no senders (any more): on this thread */
 }
-
-int c2d_work_later(c2d_work *w, c2d_job *job) { return server_queue_push(&w->srv->sends, job); }
 
 /* out, or NULL with err set when its packing ran out of memory (the
  * caller then answers with the error). */
@@ -509,7 +503,7 @@ static nng_msg *server_load_geometry(c2d_server *srv, const c2p_msg *req, c2p_er
 /* A load_geometry request waiting for the builder: it owns msg and req,
  * the request as parsed from msg on the NNG thread (it points into msg). */
 struct server_build {
-    c2d_job item; /* in the builder's queue, first */
+    server_item item; /* in the builder's queue, first */
     c2d_work *w;
     nng_msg *msg;
     c2p_msg req;
@@ -540,10 +534,9 @@ static void server_build_one(c2d_server *srv, struct server_build *b, int refuse
 
 /* The builder: builds and answers a queued load (refuses those still
  * waiting when the queue stops). */
-static void server_build_queued(c2d_job *job, int stopping)
+static void server_build_queued(c2d_server *srv, server_item *it, int stopping)
 {
-    struct server_build *b = (struct server_build *)job;
-    server_build_one(b->w->srv, b, stopping);
+    server_build_one(srv, (struct server_build *)it, stopping);
 }
 
 /* Hands a parsed load_geometry request (req and its msg) to the builder;
@@ -559,7 +552,6 @@ static int server_build_later(c2d_server *srv, c2d_work *w, nng_msg *msg, c2p_ms
     b->msg = msg;
     w->state = W_WAIT;
     c2p_msg_move(&b->req, req);
-    b->item.fn = server_build_queued;
     if (server_queue_push(&srv->builds, &b->item)) {
         c2p_msg_move(req, &b->req); /* the caller's again */
         w->state = W_RECV;
@@ -1008,10 +1000,10 @@ c2d_server *c2d_server_start(const c2d_config *cfg, c2d_sched *sched, c2d_backen
     pthread_cond_init(&srv->check_cv, NULL);
     /* the threads run before any context receives; without them loads build
      * on NNG's threads and replies go out on the thread that makes them */
-    if (!server_queue_start(&srv->builds, NULL, 1)) {
+    if (!server_queue_start(&srv->builds, srv, server_build_queued, 1)) {
         c2d_log(C2D_LOG_WARN, "no geometry builder thread: loads build on NNG's threads");
     }
-    server_queue_start(&srv->sends, &srv->sending, SERVER_SENDERS);
+    server_queue_start(&srv->sends, srv, server_send_queued, SERVER_SENDERS);
     uv_async_init(loop, &srv->closed_async, server_closed_cb);
     srv->closed_async.data = srv;
     int rv = nng_rep0_open(&srv->sock);
@@ -1106,19 +1098,19 @@ void c2d_server_stop(c2d_server *srv)
     }
     server_checker_stop(srv);
     server_queue_stop(&srv->builds); /* answers the loads still waiting */
-    server_queue_stop(&srv->sends);  /* packs and sends what is queued */
-    /* The last replies (results packed just now, SHUTTING_DOWN for
-     * unfinished events) go out over the connections still open: closing
-     * the socket, or a listener, closes them and drops what NNG still
-     * holds. Up to 2 s for NNG to take them, then a moment for the
-     * transport to write them. */
+    server_queue_stop(&srv->sends);  /* sends what is queued */
+    /* The last replies (results, SHUTTING_DOWN for unfinished events) go
+     * out over the connections still open: closing the socket, or a
+     * listener, closes them and drops what NNG still holds. Up to 2 s for
+     * NNG to take them, then as long as the transport may need to write
+     * them (server_linger). */
     for (int i = 0; i < 200 && atomic_load(&srv->sending) > 0; i++) {
         usleep(10000);
     }
     const uint64_t now = server_now_ns(), until = atomic_load(&srv->linger_ns);
     if (until > now) {
         const uint64_t ns = until - now < SERVER_LINGER_MAX_NS ? until - now : SERVER_LINGER_MAX_NS;
-        usleep((useconds_t)(ns / 1000));
+        nanosleep(&(struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)}, NULL);
     }
     usleep(50000);
     nng_close(srv->sock);
