@@ -748,10 +748,10 @@ TEST(daemon_sigterm_drain)
     daemon_start(&d, args);
     c2_client *c = connect_to(&d);
     /* four events alone, and sixteen in one submit_events whose reply
-     * holds every photon's end state (640,000: it is still being packed
+     * holds every photon's end state (320,000: it is still being packed
      * and written when the drain ends, and must be written before the
      * socket closes; before the stop waited for it, it was lost) */
-    enum { ALONE = 4, GROUP = 16, GROUP_PHOTONS = 40000 };
+    enum { ALONE = 4, GROUP = 16, GROUP_PHOTONS = 20000 };
     c2_future *f[ALONE + GROUP];
     for (int i = 0; i < ALONE; i++) {
         f[i] = submit(c, 20 + (uint64_t)i, 50000, NULL);
