@@ -62,7 +62,8 @@ typedef struct c2d_work {
     server_item item; /* in the senders' queue, first: a queued item is its work */
     int state;
     nng_aio *aio;
-    nng_msg *reply; /* queued for a sender */
+    nng_msg *reply;    /* queued for a sender */
+    size_t reply_len;  /* of the reply being sent */
     nng_ctx ctx;
     struct c2d_server *srv;
 } c2d_work;
@@ -87,7 +88,7 @@ struct c2d_server {
     uint32_t *closed;
     uint32_t nclosed, capclosed;
     atomic_uint sending;                     /* replies queued for the senders or handed to NNG, not yet sent */
-    atomic_uint_fast64_t linger_ns;          /* when large replies handed to NNG are written, at the latest
+    atomic_uint_fast64_t linger_ns;          /* when the large replies NNG took are written, at the latest
                                                 (server_linger); a stop waits for it */
     atomic_int shutdown_requested;           /* set on an NNG thread, read by the loop */
     char lost[256];                          /* a listener that could not be re-created: written once by */
@@ -132,13 +133,15 @@ nng_msg *c2d_error_msg(uint64_t id, c2p_type type, int code, const char *message
     return m;
 }
 
-/* A REP send completes when NNG takes the message, not when the transport
+/* A REP send completes when NNG hands the message to its connection (once
+ * the one before on that connection is written), not when the transport
  * has written it, and NNG has no linger: closing the socket drops what is
- * unwritten. So a stop waits, after the last send completed, as long as
- * the large replies handed before it could take one after the other at
+ * unwritten. So a stop waits, after the last send completed, until every
+ * large reply could have been written since its hand-over at
  * SERVER_LINGER_BPS, at most SERVER_LINGER_MAX_NS: a slow reader's pace
  * (clients decode results at 400-600 MB/s, but one under a sanitizer or on
- * a loaded machine lost a 20 MB reply at 100 MB/s). */
+ * a loaded machine lost a 20 MB reply at 100 MB/s). Connections write in
+ * parallel, so the latest end counts, not a sum. */
 #define SERVER_LINGER_BPS 20e6
 #define SERVER_LINGER_MIN 65536
 #define SERVER_LINGER_MAX_NS 10000000000ull
@@ -148,9 +151,9 @@ static void server_linger(c2d_server *srv, size_t len)
     if (len < SERVER_LINGER_MIN) {
         return; /* the stop's fixed pause covers small ones */
     }
-    const uint64_t now = server_now_ns(), need = (uint64_t)(1e9 * (double)len / SERVER_LINGER_BPS);
+    const uint64_t end = server_now_ns() + (uint64_t)(1e9 * (double)len / SERVER_LINGER_BPS);
     uint64_t cur = atomic_load(&srv->linger_ns);
-    while (!atomic_compare_exchange_weak(&srv->linger_ns, &cur, (cur > now ? cur : now) + need)) {
+    while (cur < end && !atomic_compare_exchange_weak(&srv->linger_ns, &cur, end)) {
     }
 }
 
@@ -164,7 +167,7 @@ static void server_send(c2d_work *w, nng_msg *msg)
     }
     w->state = W_SEND;
     atomic_fetch_add(&w->srv->sending, 1);
-    server_linger(w->srv, nng_msg_len(msg));
+    w->reply_len = nng_msg_len(msg);
     nng_aio_set_msg(w->aio, msg);
     nng_ctx_send(w->ctx, w->aio);
 }
@@ -742,6 +745,9 @@ static void server_work_cb(void *arg)
         return;
     }
     case W_SEND:
+        if (rv == 0) {
+            server_linger(w->srv, w->reply_len); /* before the count: a stop that sees it drop sees this */
+        }
         atomic_fetch_sub(&w->srv->sending, 1);
         if (rv != 0) {
             nng_msg_free(nng_aio_get_msg(w->aio)); /* not sent: still ours */
