@@ -221,22 +221,34 @@ static int bench_profile(const c2c_geometry *dg, uint32_t n)
     return rc != 0;
 }
 
+/* A photon count given on the command line (1 to 2^32 - 1), or 1 with the
+ * reason printed. */
+static int bench_photons(const char *s, uint32_t *n)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (end == s || *end || v == 0 || v > UINT32_MAX) {
+        fprintf(stderr, "bench-gpu: a number of photons is 1 to 2^32 - 1, not '%s'\n", s);
+        return 1;
+    }
+    *n = (uint32_t)v;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IONBF, 0); /* a run killed at a time limit keeps what it printed */
     uint32_t sizes[8] = {10000000, 100000000}, nsizes = 2, profile = 0;
     if (argc == 3 && strcmp(argv[1], "--profile") == 0) {
-        char *end;
-        unsigned long v = strtoul(argv[2], &end, 10);
-        profile = *end || v == 0 || v > UINT32_MAX ? 0 : (uint32_t)v;
-        if (!profile) {
-            fprintf(stderr, "bench-gpu: --profile wants a number of photons, 1 to 2^32 - 1, not '%s'\n", argv[2]);
+        if (bench_photons(argv[2], &profile)) {
             return 2;
         }
     } else if (argc == 3 && strcmp(argv[1], "-n") == 0) {
         nsizes = 0;
         for (char *t = strtok(argv[2], ","); t && nsizes < 8; t = strtok(NULL, ",")) {
-            sizes[nsizes++] = (uint32_t)strtoul(t, NULL, 10);
+            if (bench_photons(t, &sizes[nsizes++])) {
+                return 2;
+            }
         }
     } else if (argc != 1) {
         fprintf(stderr, "usage: bench-gpu [-n photons[,photons...]] | --profile photons\n");
